@@ -1,0 +1,99 @@
+# PackNow operator. `make help` lists the targets.
+
+# Image of the operator for deploy/docker-build.
+IMG ?= packnow-operator:dev
+# Image of the PackNow API the operator deploys by default.
+API_IMG ?= packnow-api:dev
+
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+LOCALBIN ?= $(CURDIR)/bin
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+KUBECTL ?= $(LOCALBIN)/k8s/$(K8S_VERSION)-$(shell go env GOOS)-$(shell go env GOARCH)/kubectl
+K8S_VERSION ?= 1.37.2
+# envtest's control plane: kube-apiserver and etcd built from the Go module proxy by hack/controlplane.sh.
+# Point KUBEBUILDER_ASSETS elsewhere to use binaries you already have.
+KUBEBUILDER_ASSETS ?= $(LOCALBIN)/k8s/$(K8S_VERSION)-$(shell go env GOOS)-$(shell go env GOARCH)
+export KUBEBUILDER_ASSETS
+
+GO_TEST_FLAGS ?= -count=1 -timeout 30m
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Display this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate the CRD, RBAC role and webhook configurations from markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: controller-gen ## Generate DeepCopy methods from markers.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## Run gofmt on the code.
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: verify
+verify: generate manifests ## Fail when generated files are stale, gofmt finds anything or go vet complains.
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- api config)" || { echo "untracked generated files: run 'make generate manifests' and commit"; git status --porcelain -- api config; exit 1; }
+	go vet ./...
+
+.PHONY: test
+test: envtest test-deps ## Run every test against a real API server, PostgreSQL and Redis.
+	go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-deps
+test-deps: ## Install the servers the tests start (redis-server; PostgreSQL 15 must be installed).
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+	@test -x "$$(pg_config --bindir 2>/dev/null)/postgres" || { apt-get update -qq && apt-get install -y -qq postgresql-15 >/dev/null; }
+
+##@ Build
+
+.PHONY: build
+build: generate ## Build the manager and the API binaries into bin/.
+	go build -o $(LOCALBIN)/manager .
+
+.PHONY: run
+run: manifests generate ## Run the manager against the cluster in ~/.kube/config (or $$KUBECONFIG).
+	go run . --leader-elect=false --default-api-image=$(API_IMG)
+
+##@ Deployment
+
+.PHONY: install
+install: manifests kubectl ## Install the CRDs into the cluster in ~/.kube/config (or $$KUBECONFIG).
+	$(KUBECTL) apply --server-side -f config/crd/bases
+
+.PHONY: uninstall
+uninstall: manifests kubectl ## Remove the CRDs (and every PackNowApp) from the cluster.
+	$(KUBECTL) delete --ignore-not-found -f config/crd/bases
+
+##@ Dependencies
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.
+$(CONTROLLER_GEN):
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+.PHONY: envtest
+envtest: ## Build kube-apiserver and etcd for envtest into bin/k8s/ (once).
+	hack/controlplane.sh envtest >/dev/null
+
+.PHONY: kubectl
+kubectl: ## Build kubectl (and the rest of the local control plane) into bin/k8s/ (once).
+	hack/controlplane.sh all >/dev/null

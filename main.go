@@ -1,0 +1,116 @@
+// Command manager is the PackNow operator: it reconciles PackNowApps and serves the admission webhooks.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"os"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	packnowv1alpha1 "github.com/packnow/packnow-operator/api/v1alpha1"
+)
+
+// defaultAPIImage is the PackNow API image deployed when a PackNowApp names none; release builds set it with
+// -ldflags "-X main.defaultAPIImage=...".
+var defaultAPIImage = "packnow-api:dev"
+
+func main() {
+	var (
+		metricsAddr     string
+		probeAddr       string
+		secureMetrics   bool
+		enableHTTP2     bool
+		leaderElect     bool
+		webhookPort     int
+		webhookCertDir  string
+		apiImage        string
+		leaderElectionN string
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443",
+		"Address of the metrics endpoint (HTTPS unless --metrics-secure=false); \"0\" disables it.")
+	flag.BoolVar(&secureMetrics, "metrics-secure", true,
+		"Serve metrics over HTTPS, authenticated and authorized through the API server.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
+	flag.BoolVar(&leaderElect, "leader-elect", runningInCluster(),
+		"Elect a leader so that only one replica reconciles (default: on in a cluster, off outside).")
+	flag.StringVar(&leaderElectionN, "leader-election-namespace", "",
+		"Namespace of the leader-election Lease (default: the pod's namespace).")
+	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port of the admission webhook server.")
+	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "",
+		"Directory with tls.crt and tls.key of the webhook server (default: <temp>/k8s-webhook-server/serving-certs).")
+	flag.StringVar(&apiImage, "default-api-image", defaultAPIImage,
+		"PackNow API image for PackNowApps that name none.")
+	flag.BoolVar(&enableHTTP2, "enable-http2", false,
+		"Serve HTTP/2 on the metrics and webhook servers (off by default: CVE-2023-44487 rapid reset).")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+
+	var tlsOpts []func(*tls.Config)
+	if !enableHTTP2 {
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics, TLSOpts: tlsOpts}
+	if secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                  newScheme(),
+		Metrics:                 metricsOpts,
+		HealthProbeBindAddress:  probeAddr,
+		LeaderElection:          leaderElect,
+		LeaderElectionID:        "packnow-operator.packnow.io",
+		LeaderElectionNamespace: leaderElectionN,
+		// The manager exits right after losing the lease, so stepping down early is safe and speeds failover.
+		LeaderElectionReleaseOnCancel: true,
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Port: webhookPort, CertDir: webhookCertDir, TLSOpts: tlsOpts,
+		}),
+	})
+	if err != nil {
+		log.Error(err, "unable to create the manager")
+		os.Exit(1)
+	}
+	log.Info("default PackNow API image", "image", apiImage)
+
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		log.Error(err, "unable to set up the health check")
+		os.Exit(1)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		log.Error(err, "unable to set up the ready check")
+		os.Exit(1)
+	}
+
+	log.Info("starting the manager")
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "the manager stopped with an error")
+		os.Exit(1)
+	}
+}
+
+func newScheme() *runtime.Scheme {
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(packnowv1alpha1.AddToScheme(scheme))
+	return scheme
+}
+
+// runningInCluster reports whether the process runs in a pod, where leader election is wanted by default.
+func runningInCluster() bool {
+	_, err := os.Stat("/var/run/secrets/kubernetes.io/serviceaccount/token")
+	return err == nil && os.Getenv("KUBERNETES_SERVICE_HOST") != ""
+}
