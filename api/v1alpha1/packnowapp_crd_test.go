@@ -255,3 +255,46 @@ func TestStatusIsASubresource(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestEveryFieldIsDocumented keeps `kubectl explain packnowapp --recursive` a manual: every property of the
+// generated schema has a description.
+func TestEveryFieldIsDocumented(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "crd", "bases", "packnow.io_packnowapps.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crd struct {
+		Spec struct {
+			Versions []struct {
+				Schema struct {
+					OpenAPIV3Schema map[string]any `json:"openAPIV3Schema"`
+				} `json:"schema"`
+			} `json:"versions"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal(raw, &crd); err != nil {
+		t.Fatal(err)
+	}
+	var undocumented []string
+	var walk func(path string, schema map[string]any)
+	walk = func(path string, schema map[string]any) {
+		props, _ := schema["properties"].(map[string]any)
+		for name, p := range props {
+			prop := p.(map[string]any)
+			if d, _ := prop["description"].(string); strings.TrimSpace(d) == "" {
+				undocumented = append(undocumented, path+"."+name)
+			}
+			walk(path+"."+name, prop)
+			if items, ok := prop["items"].(map[string]any); ok {
+				walk(path+"."+name+"[]", items)
+			}
+		}
+	}
+	root := crd.Spec.Versions[0].Schema.OpenAPIV3Schema["properties"].(map[string]any)
+	for _, top := range []string{"spec", "status"} {
+		walk("."+top, root[top].(map[string]any))
+	}
+	if len(undocumented) > 0 {
+		t.Errorf("fields without a description: %v", undocumented)
+	}
+}

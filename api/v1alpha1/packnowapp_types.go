@@ -85,7 +85,7 @@ type PackNowAppSpec struct {
 }
 
 // AuthSpec configures token lifetimes and the signing algorithm.
-// +kubebuilder:validation:XValidation:rule="duration(self.accessTokenTTL) < duration(self.refreshTokenTTL)",message="accessTokenTTL must be shorter than refreshTokenTTL",fieldPath=".accessTokenTTL"
+// +kubebuilder:validation:XValidation:rule="!has(self.accessTokenTTL) || !has(self.refreshTokenTTL) || duration(self.accessTokenTTL) < duration(self.refreshTokenTTL)",message="accessTokenTTL must be shorter than refreshTokenTTL",fieldPath=".accessTokenTTL"
 type AuthSpec struct {
 	// accessTokenTTL is the lifetime of access tokens (ACCESS_TOKEN_EXPIRE_MINUTES): whole minutes,
 	// from 1m to 24h.
@@ -229,7 +229,7 @@ type RedisSpec struct {
 }
 
 // CORSSpec is the cross-origin resource sharing policy.
-// +kubebuilder:validation:XValidation:rule="!self.allowCredentials || !has(self.allowedOrigins) || !self.allowedOrigins.exists(o, o == '*')",message="\"*\" is not allowed when allowCredentials is true: list the origins",fieldPath=".allowedOrigins"
+// +kubebuilder:validation:XValidation:rule="!has(self.allowCredentials) || !self.allowCredentials || !has(self.allowedOrigins) || !self.allowedOrigins.exists(o, o == '*')",message="\"*\" is not allowed when allowCredentials is true: list the origins",fieldPath=".allowedOrigins"
 type CORSSpec struct {
 	// allowedOrigins are the origins (scheme://host[:port], no path) allowed to call the API from a browser
 	// (ALLOWED_ORIGINS). Empty means no cross-origin access.
