@@ -78,6 +78,14 @@ func TestHashPasswordRoundTrips(t *testing.T) {
 	if credentials.PasswordMatches(hash, "Tr0ub4dor&3X") {
 		t.Fatal("a different password matches")
 	}
+	long := "Aa1!" + strings.Repeat("x", 68)
+	longHash, err := credentials.HashPassword(long, bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if credentials.PasswordMatches(longHash, long+"extra") {
+		t.Fatal("bytes past the 72nd were ignored: a longer password matched")
+	}
 	if cost, _ := bcrypt.Cost([]byte(hash)); cost != bcrypt.MinCost {
 		t.Fatalf("hash cost %d, want %d", cost, bcrypt.MinCost)
 	}

@@ -90,7 +90,11 @@ func HashPassword(password string, cost int) (string, error) {
 	return string(hash), nil
 }
 
-// PasswordMatches reports whether password is the one hashed into hash.
+// PasswordMatches reports whether password is the one hashed into hash. A password over
+// bcrypt's limit never matches, so that extra bytes after the 72nd cannot ride along.
 func PasswordMatches(hash, password string) bool {
+	if len(password) > MaxPasswordBytes {
+		return false
+	}
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
 }
