@@ -38,11 +38,10 @@ func (s *Store) CreateSession(ctx context.Context, sessionID, userID string, ref
 }
 
 // RotateRefresh spends the refresh token oldHash of a session and records newHash as its
-// successor. It returns the session's user. A token already spent is a replay: the whole session
+// successor. A token already spent is a replay: the whole session
 // is revoked and ErrRefreshReused returned. An unknown token or a session that is revoked or
 // expired gives ErrNotFound.
-func (s *Store) RotateRefresh(ctx context.Context, sessionID string, oldHash, newHash []byte, expiresAt time.Time) (Principal, error) {
-	var p Principal
+func (s *Store) RotateRefresh(ctx context.Context, sessionID string, oldHash, newHash []byte, expiresAt time.Time) error {
 	reused := false
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		// The row lock makes concurrent uses of one token take turns; the second sees used_at.
@@ -67,26 +66,25 @@ func (s *Store) RotateRefresh(ctx context.Context, sessionID string, oldHash, ne
 				`UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`, sessionID)
 			return err
 		}
-		err = tx.QueryRow(ctx,
+		tag, err = tx.Exec(ctx,
 			`UPDATE sessions s SET last_used_at = now(), expires_at = $2
 			FROM users u
-			WHERE s.id = $1 AND u.id = s.user_id AND s.revoked_at IS NULL AND s.expires_at > now() AND u.deleted_at IS NULL
-			RETURNING u.id, u.role, s.id`,
-			sessionID, expiresAt).Scan(&p.UserID, &p.Role, &p.SessionID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrNotFound
-		}
+			WHERE s.id = $1 AND u.id = s.user_id AND s.revoked_at IS NULL AND s.expires_at > now() AND u.deleted_at IS NULL`,
+			sessionID, expiresAt)
 		if err != nil {
 			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
 		}
 		_, err = tx.Exec(ctx,
 			`INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)`, newHash, sessionID)
 		return err
 	})
 	if err == nil && reused {
-		return Principal{}, ErrRefreshReused
+		return ErrRefreshReused
 	}
-	return p, err
+	return err
 }
 
 // ActiveSession returns the principal of a session that is live and belongs to userID.
