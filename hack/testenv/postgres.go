@@ -196,8 +196,15 @@ func (pg *Postgres) dsn(database string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", pg.port, database)
 }
 
-// NewDatabase creates an empty database for t alone and returns its DSN; it is dropped when t
-// ends, so tests sharing the server never see each other's rows.
+// TemplateDSN is the DSN of the database that NewDatabase copies. A package that migrates it
+// once (and closes its connections) gets every test database ready-made, which is much faster
+// than migrating each one.
+func (pg *Postgres) TemplateDSN() string {
+	return pg.dsn("template1")
+}
+
+// NewDatabase creates a database for t alone, a copy of the template database, and returns its
+// DSN; it is dropped when t ends, so tests sharing the server never see each other's rows.
 func (pg *Postgres) NewDatabase(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("test_%d", pg.databases.Add(1))
@@ -208,7 +215,7 @@ func (pg *Postgres) NewDatabase(t testing.TB) string {
 	}
 	defer conn.Close(ctx)
 	ident := pgx.Identifier{name}.Sanitize()
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident+""); err != nil {
 		t.Fatalf("create database %s: %v", name, err)
 	}
 	t.Cleanup(func() {

@@ -8,6 +8,7 @@ import (
 )
 
 func TestRegisterCreatesAccountWithNormalisedPhone(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var u user
 	e.do("POST", "/api/v1/auth/register", "", map[string]string{
@@ -23,6 +24,7 @@ func TestRegisterCreatesAccountWithNormalisedPhone(t *testing.T) {
 }
 
 func TestRegisterRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	valid := func() map[string]any {
 		return map[string]any{"phone": newPhone(), "password": password, "role": "user"}
@@ -79,6 +81,7 @@ func TestRegisterRejectsBadInput(t *testing.T) {
 }
 
 func TestRegisterRefusesNonJSONContentType(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	req := `phone=%2B14155550123&password=x&role=user`
 	r := e.doRaw("POST", "/api/v1/auth/register", "application/x-www-form-urlencoded", req)
@@ -86,6 +89,7 @@ func TestRegisterRefusesNonJSONContentType(t *testing.T) {
 }
 
 func TestLoginIssuesWorkingTokens(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	u := e.register("user")
 	// Any formatting of the registered number logs in.
@@ -102,6 +106,7 @@ func TestLoginIssuesWorkingTokens(t *testing.T) {
 }
 
 func TestLoginDoesNotRevealWhichPhonesHaveAccounts(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	u := e.register("user")
 	wrongPassword := e.do("POST", "/api/v1/auth/login", "", map[string]string{"phone": u.Phone, "password": "Wr0ng&Password"})
@@ -117,6 +122,7 @@ func TestLoginDoesNotRevealWhichPhonesHaveAccounts(t *testing.T) {
 }
 
 func TestLoginRejectsMalformedInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.do("POST", "/api/v1/auth/login", "", map[string]string{"phone": "12345", "password": password}).
 		wantError(http.StatusUnprocessableEntity, "validation_failed", "phone")
@@ -127,6 +133,7 @@ func TestLoginRejectsMalformedInput(t *testing.T) {
 }
 
 func TestRefreshRotatesAndReuseEndsTheSession(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.newActor("user")
 
@@ -155,6 +162,7 @@ func TestRefreshRotatesAndReuseEndsTheSession(t *testing.T) {
 }
 
 func TestRefreshRejectsBadRequests(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.newActor("user")
 	e.do("POST", "/api/v1/auth/refresh", "", map[string]string{}).
@@ -166,6 +174,7 @@ func TestRefreshRejectsBadRequests(t *testing.T) {
 }
 
 func TestLogoutEndsOnlyThisSession(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.newActor("user")
 	other := e.login(a.Phone, password)

@@ -51,7 +51,22 @@ func runTests(m *testing.M) int {
 	}
 	defer r.Stop()
 	redisURL = r.URL()
+	if err := migrateTemplate(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	return m.Run()
+}
+
+// migrateTemplate migrates the database every test database is copied from.
+func migrateTemplate() error {
+	ctx := context.Background()
+	pool, err := store.Connect(ctx, postgres.TemplateDSN(), 1)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return store.Migrate(ctx, pool, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 const (
@@ -83,9 +98,6 @@ func newEnvWith(t *testing.T, o options) *env {
 	}
 	t.Cleanup(pool.Close)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if err := store.Migrate(ctx, pool, logger); err != nil {
-		t.Fatal(err)
-	}
 	if o.redisURL == "" {
 		o.redisURL = redisURL
 	}

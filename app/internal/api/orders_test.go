@@ -9,6 +9,7 @@ import (
 )
 
 func TestCreateOrder(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	owner := e.newActor("user")
 	var o order
@@ -23,6 +24,7 @@ func TestCreateOrder(t *testing.T) {
 }
 
 func TestCreateOrderRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	owner := e.newActor("user")
 	with := func(k string, v any) map[string]any {
@@ -71,6 +73,7 @@ type page struct {
 }
 
 func TestListOrdersShowsEachRoleItsOwnView(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	alice, bob := e.newActor("user"), e.newActor("user")
 	packer, otherPacker := e.newActor("packer"), e.newActor("packer")
@@ -121,6 +124,7 @@ func TestListOrdersShowsEachRoleItsOwnView(t *testing.T) {
 }
 
 func TestListOrdersPaginates(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	owner := e.newActor("user")
 	created := map[string]bool{}
@@ -162,6 +166,7 @@ func TestListOrdersPaginates(t *testing.T) {
 }
 
 func TestOrderLifecycle(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	owner, packer := e.newActor("user"), e.newActor("packer")
 	o := e.createOrder(owner)
@@ -189,6 +194,7 @@ func TestOrderLifecycle(t *testing.T) {
 }
 
 func TestUnknownOrdersAreNotFound(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	owner := e.newActor("user")
 	for _, id := range []string{"00000000-0000-0000-0000-000000000000", "not-a-uuid", "1%27%20OR%20%271%27=%271"} {
@@ -200,6 +206,7 @@ func TestUnknownOrdersAreNotFound(t *testing.T) {
 // TestOrderAuthorization checks every order endpoint for every kind of caller. Callers who may
 // not know an order exists get 404, never 403.
 func TestOrderAuthorization(t *testing.T) {
+	t.Parallel()
 	const (
 		owner          = "owner"
 		otherUser      = "other user"
@@ -259,6 +266,7 @@ func TestOrderAuthorization(t *testing.T) {
 }
 
 func TestExactlyOnePackerWinsARace(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	owner := e.newActor("user")
 	const racers = 20

@@ -7,6 +7,7 @@ import (
 )
 
 func TestGetMeNeedsAToken(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.do("GET", "/api/v1/users/me", "", nil)
 	r.wantError(http.StatusUnauthorized, "unauthorized")
@@ -16,6 +17,7 @@ func TestGetMeNeedsAToken(t *testing.T) {
 }
 
 func TestUpdateMeChangesName(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.newActor("user")
 	var u user
@@ -28,6 +30,7 @@ func TestUpdateMeChangesName(t *testing.T) {
 }
 
 func TestRoleCannotBeChanged(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.newActor("user")
 	for _, body := range []string{
@@ -46,6 +49,7 @@ func TestRoleCannotBeChanged(t *testing.T) {
 }
 
 func TestUpdateMePhoneNeedsCurrentPassword(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.newActor("user")
 	taken := e.register("user")
@@ -72,6 +76,7 @@ func TestUpdateMePhoneNeedsCurrentPassword(t *testing.T) {
 }
 
 func TestPasswordChangeEndsAllOtherSessions(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.newActor("user")
 	other := e.login(a.Phone, password)
@@ -96,6 +101,7 @@ func TestPasswordChangeEndsAllOtherSessions(t *testing.T) {
 }
 
 func TestDeleteMeErasesTheAccount(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := e.newActor("user")
 	other := e.login(a.Phone, password)
@@ -129,6 +135,7 @@ func TestDeleteMeErasesTheAccount(t *testing.T) {
 }
 
 func TestDeletingAnOwnerAnonymisesTheirOrders(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	owner, packer := e.newActor("user"), e.newActor("packer")
 	open := e.createOrder(owner)
@@ -152,6 +159,7 @@ func TestDeletingAnOwnerAnonymisesTheirOrders(t *testing.T) {
 }
 
 func TestDeletingAPackerReturnsTheirJobsToTheMarketplace(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	owner, packer, other := e.newActor("user"), e.newActor("packer"), e.newActor("packer")
 	o := e.acceptedOrder(owner, packer)
@@ -166,6 +174,7 @@ func TestDeletingAPackerReturnsTheirJobsToTheMarketplace(t *testing.T) {
 }
 
 func TestExportHoldsEverythingAboutTheUserButNoSecrets(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	owner, packer := e.newActor("user"), e.newActor("packer")
 	e.login(owner.Phone, password)
