@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -187,4 +188,36 @@ func TestLogoutEndsOnlyThisSession(t *testing.T) {
 
 	e.do("GET", "/api/v1/users/me", other.AccessToken, nil).want(http.StatusOK)
 	e.do("POST", "/api/v1/auth/logout", "", nil).wantError(http.StatusUnauthorized, "unauthorized")
+}
+
+// TestConcurrentUsesOfOneRefreshTokenEndTheSession races two clients presenting the same refresh
+// token: one of them is a replay, whichever comes second, so the session must end for both.
+func TestConcurrentUsesOfOneRefreshTokenEndTheSession(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.newActor("user")
+	results := make([]response, 2)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() {
+			results[i] = e.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": a.RefreshToken})
+		})
+	}
+	wg.Wait()
+	won := 0
+	for _, r := range results {
+		if r.Code == http.StatusOK {
+			won++
+			var tk tokens
+			r.decode(&tk)
+			e.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": tk.RefreshToken}).
+				wantError(http.StatusUnauthorized, "unauthorized")
+		} else {
+			r.wantError(http.StatusUnauthorized, "unauthorized")
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d of two uses of one refresh token succeeded, want exactly 1", won)
+	}
+	e.do("GET", "/api/v1/users/me", a.AccessToken, nil).wantError(http.StatusUnauthorized, "unauthorized")
 }

@@ -66,11 +66,6 @@ func NewManager(ring *keyring.Ring, algorithm string, accessTTL, refreshTTL time
 	return &Manager{ring: ring, method: method, accessTTL: accessTTL, refreshTTL: refreshTTL}, nil
 }
 
-// RefreshTTL is how long a refresh token, and so an idle session, lasts.
-func (m *Manager) RefreshTTL() time.Duration {
-	return m.refreshTTL
-}
-
 // Issue signs a new access and refresh token for a user's session.
 func (m *Manager) Issue(userID, sessionID string) (Pair, error) {
 	now := time.Now()
