@@ -22,11 +22,11 @@ func dummyPasswordHash(cost int) (string, error) {
 // session, and its access tokens stop working at once, not when they expire.
 func (s *server) authed(h func(w http.ResponseWriter, r *http.Request, p store.Principal) error) http.Handler {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		raw, ok := bearerToken(r.Header.Get("Authorization"))
 		if !ok {
 			return errUnauthorized
 		}
-		claims, err := s.tokens.Parse(strings.TrimSpace(raw), token.TypeAccess)
+		claims, err := s.tokens.Parse(raw, token.TypeAccess)
 		if err != nil {
 			return errUnauthorized
 		}
@@ -39,6 +39,17 @@ func (s *server) authed(h func(w http.ResponseWriter, r *http.Request, p store.P
 		}
 		return h(w, r, p)
 	})
+}
+
+// bearerToken takes the token out of an Authorization header; the scheme name is
+// case-insensitive (RFC 9110, section 11.1).
+func bearerToken(header string) (string, bool) {
+	scheme, raw, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	raw = strings.TrimSpace(raw)
+	return raw, raw != ""
 }
 
 type registerRequest struct {

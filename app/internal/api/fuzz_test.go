@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/packnow/packnow-operator/app/internal/store"
 )
 
 // FuzzDecodeBody feeds arbitrary bodies to the decoder of every request type. Whatever comes in,
@@ -51,4 +53,38 @@ func FuzzDecodeBody(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzDecodeCursor checks that any cursor a client sends is either refused or yields a position
+// that encodes back to an equivalent cursor.
+func FuzzDecodeCursor(f *testing.F) {
+	valid := encodeCursor(store.OrderCursor{CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC), ID: "0b7e1a52-8a52-4a0e-9a4e-0d7f6f1c2b3a"})
+	for _, seed := range []string{valid, "", "e30", "bogus", "eyJ0IjoiMjAyNi0wMS0wMlQwMzowNDowNVoiLCJpZCI6IngifQ", valid + "A"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		c, err := decodeCursor(raw)
+		if err != nil {
+			return
+		}
+		if !store.ValidID(c.ID) || c.CreatedAt.IsZero() {
+			t.Fatalf("cursor %q decoded to an incomplete position %+v", raw, c)
+		}
+		again, err := decodeCursor(encodeCursor(c))
+		if err != nil || !again.CreatedAt.Equal(c.CreatedAt) || again.ID != c.ID {
+			t.Fatalf("cursor %q does not round-trip: %+v, %v", raw, again, err)
+		}
+	})
+}
+
+func TestBearerToken(t *testing.T) {
+	for header, want := range map[string]string{
+		"Bearer abc": "abc", "bearer abc": "abc", "BEARER  abc ": "abc",
+		"": "", "Bearer": "", "Bearer ": "", "Basic abc": "", "Bearerabc": "",
+	} {
+		got, ok := bearerToken(header)
+		if got != want || ok != (want != "") {
+			t.Errorf("bearerToken(%q) = %q, %v; want %q", header, got, ok, want)
+		}
+	}
 }

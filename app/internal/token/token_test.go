@@ -10,7 +10,7 @@ import (
 	"github.com/packnow/packnow-operator/app/keyring"
 )
 
-func manager(t *testing.T, set keyring.Set) *token.Manager {
+func manager(t testing.TB, set keyring.Set) *token.Manager {
 	t.Helper()
 	ring, err := set.Ring()
 	if err != nil {
@@ -117,4 +117,31 @@ func TestHashIsStableAndDistinct(t *testing.T) {
 	if token.NewSessionID() == token.NewSessionID() {
 		t.Fatal("two session ids are equal")
 	}
+}
+
+// FuzzParse feeds arbitrary strings to the token parser. Only a token this manager signed may
+// pass, so nothing the fuzzer makes up should.
+func FuzzParse(f *testing.F) {
+	m := manager(f, keyring.Set{Current: strings.Repeat("c", 64)})
+	pair, err := m.Issue("user-1", "session-1")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []string{
+		"", ".", "..", "a.b.c", pair.Access[:len(pair.Access)-2],
+		"eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ4In0.",
+		strings.Replace(pair.Access, ".", "..", 1),
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if raw == pair.Access || raw == pair.Refresh {
+			return
+		}
+		for _, typ := range []string{token.TypeAccess, token.TypeRefresh} {
+			if _, err := m.Parse(raw, typ); !errors.Is(err, token.ErrInvalid) {
+				t.Fatalf("Parse(%q, %s) = %v, want ErrInvalid", raw, typ, err)
+			}
+		}
+	})
 }
