@@ -236,8 +236,26 @@ func (s *server) visibleOrder(ctx context.Context, id string, p store.Principal)
 type transition struct {
 	allowed   func(o store.Order, p store.Principal) bool
 	forbidden string
-	apply     func(ctx context.Context, id, userID string) (store.Order, error)
+	apply     func(st *store.Store, ctx context.Context, id, userID string) (store.Order, error)
 }
+
+var (
+	acceptOrder = transition{
+		allowed:   func(_ store.Order, p store.Principal) bool { return p.Role == store.RolePacker },
+		forbidden: "only packers can accept orders",
+		apply:     (*store.Store).AcceptOrder,
+	}
+	completeOrder = transition{
+		allowed:   func(o store.Order, p store.Principal) bool { return o.PackerID != nil && *o.PackerID == p.UserID },
+		forbidden: "only the packer who accepted the order can complete it",
+		apply:     (*store.Store).CompleteOrder,
+	}
+	cancelOrder = transition{
+		allowed:   func(o store.Order, p store.Principal) bool { return o.OwnerID == p.UserID },
+		forbidden: "only the order's owner can cancel it",
+		apply:     (*store.Store).CancelOrder,
+	}
+)
 
 func (s *server) transition(t transition) func(http.ResponseWriter, *http.Request, store.Principal) error {
 	return func(w http.ResponseWriter, r *http.Request, p store.Principal) error {
@@ -249,7 +267,7 @@ func (s *server) transition(t transition) func(http.ResponseWriter, *http.Reques
 			return forbidden(t.forbidden)
 		}
 		// The update re-checks state and party itself; what was read above may be stale.
-		updated, err := t.apply(r.Context(), o.ID, p.UserID)
+		updated, err := t.apply(s.store, r.Context(), o.ID, p.UserID)
 		if errors.Is(err, store.ErrNotFound) {
 			return s.explainFailedTransition(r.Context(), o.ID, p)
 		}
@@ -269,30 +287,4 @@ func (s *server) explainFailedTransition(ctx context.Context, id string, p store
 		return err
 	}
 	return conflict("invalid_state", "the order is "+string(o.Status), nil)
-}
-
-func (s *server) acceptOrder(w http.ResponseWriter, r *http.Request, p store.Principal) error {
-	return s.transition(transition{
-		allowed:   func(_ store.Order, p store.Principal) bool { return p.Role == store.RolePacker },
-		forbidden: "only packers can accept orders",
-		apply:     s.store.AcceptOrder,
-	})(w, r, p)
-}
-
-func (s *server) completeOrder(w http.ResponseWriter, r *http.Request, p store.Principal) error {
-	return s.transition(transition{
-		allowed: func(o store.Order, p store.Principal) bool {
-			return o.PackerID != nil && *o.PackerID == p.UserID
-		},
-		forbidden: "only the packer who accepted the order can complete it",
-		apply:     s.store.CompleteOrder,
-	})(w, r, p)
-}
-
-func (s *server) cancelOrder(w http.ResponseWriter, r *http.Request, p store.Principal) error {
-	return s.transition(transition{
-		allowed:   func(o store.Order, p store.Principal) bool { return o.OwnerID == p.UserID },
-		forbidden: "only the order's owner can cancel it",
-		apply:     s.store.CancelOrder,
-	})(w, r, p)
 }

@@ -21,7 +21,7 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/orders", s.authed(s.createOrder))
 	mux.Handle("GET /api/v1/orders", s.authed(s.listOrders))
 	mux.Handle("GET /api/v1/orders/{id}", s.authed(s.getOrder))
-	mux.Handle("POST /api/v1/orders/{id}/accept", s.authed(s.acceptOrder))
-	mux.Handle("POST /api/v1/orders/{id}/complete", s.authed(s.completeOrder))
-	mux.Handle("POST /api/v1/orders/{id}/cancel", s.authed(s.cancelOrder))
+	mux.Handle("POST /api/v1/orders/{id}/accept", s.authed(s.transition(acceptOrder)))
+	mux.Handle("POST /api/v1/orders/{id}/complete", s.authed(s.transition(completeOrder)))
+	mux.Handle("POST /api/v1/orders/{id}/cancel", s.authed(s.transition(cancelOrder)))
 }
