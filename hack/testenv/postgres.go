@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -75,6 +76,11 @@ func postgresBinDir() (string, error) {
 	}
 	if p, err := exec.LookPath("postgres"); err == nil {
 		return filepath.Dir(p), nil
+	}
+	// Debian keeps the server binaries off PATH, one directory per major version.
+	if found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres"); len(found) > 0 {
+		slices.Sort(found)
+		return filepath.Dir(found[len(found)-1]), nil
 	}
 	return "", errors.New(postgresInstallHint)
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/packnow/packnow-operator/app/internal/credentials"
 	"github.com/packnow/packnow-operator/app/internal/store"
@@ -122,7 +121,7 @@ func tokenView(p token.Pair) tokenResponse {
 		AccessToken:  p.Access,
 		RefreshToken: p.Refresh,
 		TokenType:    "Bearer",
-		ExpiresIn:    int(time.Until(p.AccessExpiresAt).Round(time.Second).Seconds()),
+		ExpiresIn:    int(p.AccessExpiresAt.Sub(p.IssuedAt).Seconds()),
 	}
 }
 

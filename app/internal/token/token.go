@@ -44,6 +44,7 @@ type Claims struct {
 type Pair struct {
 	Access           string
 	Refresh          string
+	IssuedAt         time.Time
 	AccessExpiresAt  time.Time
 	RefreshExpiresAt time.Time
 }
@@ -80,6 +81,7 @@ func (m *Manager) Issue(userID, sessionID string) (Pair, error) {
 	return Pair{
 		Access:           access,
 		Refresh:          refresh,
+		IssuedAt:         now,
 		AccessExpiresAt:  now.Add(m.accessTTL),
 		RefreshExpiresAt: now.Add(m.refreshTTL),
 	}, nil
