@@ -86,7 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	rdb := redis.NewClient(redisOpts)
 	defer rdb.Close()
 
-	handler, err := api.NewServer(api.Deps{
+	handler := api.NewServer(api.Deps{
 		Store:      store.New(pool),
 		Redis:      rdb,
 		Tokens:     tokens,
@@ -94,9 +94,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		BcryptCost: cfg.BcryptCost,
 		Debug:      cfg.Debug,
 	})
-	if err != nil {
-		return err
-	}
 	srv := &http.Server{
 		Addr:              cfg.ListenAddr,
 		Handler:           handler,

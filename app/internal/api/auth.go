@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"net/http"
 	"strings"
@@ -11,10 +10,6 @@ import (
 	"github.com/packnow/packnow-operator/app/internal/store"
 	"github.com/packnow/packnow-operator/app/internal/token"
 )
-
-func dummyPasswordHash(cost int) (string, error) {
-	return credentials.HashPassword(rand.Text(), cost)
-}
 
 // authed wraps a handler that needs a logged-in caller. The access token must be valid and its
 // session still live: logout, password change, account deletion and refresh-token reuse end a

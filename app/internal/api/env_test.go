@@ -115,13 +115,10 @@ func newEnvWith(t *testing.T, o options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.NewServer(api.Deps{
+	h := api.NewServer(api.Deps{
 		Store: store.New(pool), Redis: rdb, Tokens: tokens, Logger: logger,
 		BcryptCost: bcrypt.MinCost, Debug: o.debug,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return &env{t: t, handler: h, pool: pool}
 }
 

@@ -3,11 +3,14 @@
 package api
 
 import (
+	"crypto/rand"
+	"fmt"
 	"log/slog"
 	"net/http"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/packnow/packnow-operator/app/internal/credentials"
 	"github.com/packnow/packnow-operator/app/internal/store"
 	"github.com/packnow/packnow-operator/app/internal/token"
 )
@@ -36,11 +39,12 @@ type server struct {
 	dummyHash string
 }
 
-// NewServer returns the API's handler.
-func NewServer(d Deps) (http.Handler, error) {
-	dummy, err := dummyPasswordHash(d.BcryptCost)
+// NewServer returns the API's handler. BcryptCost must be within bcrypt's range, as config.Load
+// ensures; anything else is a programming error and panics.
+func NewServer(d Deps) http.Handler {
+	dummy, err := credentials.HashPassword(rand.Text(), d.BcryptCost)
 	if err != nil {
-		return nil, err
+		panic(fmt.Sprintf("api.NewServer: bcrypt cost %d: %v", d.BcryptCost, err))
 	}
 	s := &server{
 		store:      d.Store,
@@ -55,7 +59,7 @@ func NewServer(d Deps) (http.Handler, error) {
 	mux := http.NewServeMux()
 	s.routes(mux)
 	// Middleware, outermost first.
-	return s.instrument(s.recoverPanics(s.jsonFallback(mux))), nil
+	return s.instrument(s.recoverPanics(s.jsonFallback(mux)))
 }
 
 // handlerFunc is an HTTP handler that reports failure by returning an error.
