@@ -78,6 +78,8 @@ type env struct {
 	t       *testing.T
 	handler http.Handler
 	pool    *pgxpool.Pool
+	redis   *redis.Client
+	debug   bool
 }
 
 type options struct {
@@ -97,7 +99,6 @@ func newEnvWith(t *testing.T, o options) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if o.redisURL == "" {
 		o.redisURL = redisURL
 	}
@@ -107,19 +108,28 @@ func newEnvWith(t *testing.T, o options) *env {
 	}
 	rdb := redis.NewClient(redisOpts)
 	t.Cleanup(func() { rdb.Close() })
-	ring, err := keyring.New(secretKey, "", "")
+	e := &env{t: t, pool: pool, redis: rdb, debug: o.debug}
+	e.handler = e.serverWithKeys(keyring.Set{Current: secretKey})
+	return e
+}
+
+// serverWithKeys builds a server over the same database and Redis with another key set, as a
+// pod of another generation would be.
+func (e *env) serverWithKeys(keys keyring.Set) http.Handler {
+	e.t.Helper()
+	ring, err := keys.Ring()
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	tokens, err := token.NewManager(ring, "HS256", 15*time.Minute, 7*24*time.Hour)
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	h := api.NewServer(api.Deps{
-		Store: store.New(pool), Redis: rdb, Tokens: tokens, Logger: logger,
-		BcryptCost: bcrypt.MinCost, Debug: o.debug,
+	return api.NewServer(api.Deps{
+		Store: store.New(e.pool), Redis: e.redis, Tokens: tokens,
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		BcryptCost: bcrypt.MinCost, Debug: e.debug,
 	})
-	return &env{t: t, handler: h, pool: pool}
 }
 
 type response struct {
