@@ -1,0 +1,127 @@
+// Command packnow-api serves the PackNow API. It is configured only through the environment;
+// see the "App environment" section of CONVENTIONS.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/packnow/packnow-operator/app/internal/api"
+	"github.com/packnow/packnow-operator/app/internal/config"
+	"github.com/packnow/packnow-operator/app/internal/store"
+	"github.com/packnow/packnow-operator/app/internal/token"
+	"github.com/packnow/packnow-operator/app/keyring"
+)
+
+// shutdownGrace is how long in-flight requests get after SIGTERM; Kubernetes allows 30 s
+// before it kills the pod.
+const shutdownGrace = 20 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx is cancelled, then drains in-flight requests and returns.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	flags := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	flags.SetOutput(stdout)
+	flags.Usage = func() {
+		fmt.Fprintf(stdout, "Usage: %s\n\nServes the PackNow API. Configuration comes from environment variables only.\n", args[0])
+	}
+	if err := flags.Parse(args[1:]); errors.Is(err, flag.ErrHelp) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if flags.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", flags.Args())
+	}
+
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	ring, err := keyring.New(cfg.Keys.Current, cfg.Keys.Next, cfg.Keys.Previous)
+	if err != nil {
+		return err
+	}
+	tokens, err := token.NewManager(ring, cfg.Algorithm, cfg.AccessTokenTTL, cfg.RefreshTokenTTL)
+	if err != nil {
+		return err
+	}
+
+	pool, err := store.Connect(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := store.Migrate(ctx, pool, logger); err != nil {
+		return err
+	}
+
+	redisOpts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		// go-redis errors may quote the URL, password included.
+		return errors.New("REDIS_URL: cannot be parsed as a Redis URL")
+	}
+	rdb := redis.NewClient(redisOpts)
+	defer rdb.Close()
+
+	handler := api.NewServer(api.Deps{
+		Store:      store.New(pool),
+		Redis:      rdb,
+		Tokens:     tokens,
+		Logger:     logger,
+		BcryptCost: cfg.BcryptCost,
+		Debug:      cfg.Debug,
+	})
+	srv := &http.Server{
+		Addr:              cfg.ListenAddr,
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	listener, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return err
+	}
+	logger.Info("serving", "addr", listener.Addr().String(), "debug", cfg.Debug, "signing_kid", ring.Signing().ID)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(listener) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}

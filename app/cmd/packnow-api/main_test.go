@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/packnow/packnow-operator/hack/testenv"
+)
+
+func TestRunRefusesBadConfigurationNamingEachVariable(t *testing.T) {
+	env := map[string]string{"SECRET_KEY": "too-short", "DEBUG": "true", "ALLOWED_ORIGINS": "*"}
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"packnow-api"}, func(k string) string { return env[k] }, &out)
+	if err == nil {
+		t.Fatal("run started with bad configuration")
+	}
+	for _, want := range []string{"SECRET_KEY:", "DATABASE_URL:", "REDIS_URL:", "ALLOWED_ORIGINS:"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s:\n%v", want, err)
+		}
+	}
+}
+
+func TestRunRejectsArguments(t *testing.T) {
+	err := run(context.Background(), []string{"packnow-api", "serve"}, func(string) string { return "" }, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "unexpected arguments") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// syncBuffer is written by the server's logger while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestRunMigratesServesAndShutsDown starts the real binary's entry point against real servers,
+// waits until it answers, and stops it as SIGTERM would.
+func TestRunMigratesServesAndShutsDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	env := map[string]string{
+		"SECRET_KEY":   strings.Repeat("s", 64),
+		"DATABASE_URL": testenv.StartPostgres(t),
+		"REDIS_URL":    testenv.StartRedis(t),
+		"LISTEN_ADDR":  addr,
+		"BCRYPT_COST":  "4",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"packnow-api"}, func(k string) string { return env[k] }, logs) }()
+
+	ready := false
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned early: %v\n%s", err, logs)
+		default:
+		}
+		resp, err := http.Get(fmt.Sprintf("http://%s/readyz", addr))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				ready = true
+				break
+			}
+		}
+	}
+	if !ready {
+		t.Fatalf("server never became ready:\n%s", logs)
+	}
+	resp, err := http.Post(fmt.Sprintf("http://%s/api/v1/auth/register", addr), "application/json",
+		strings.NewReader(`{"phone":"+14155550123","password":"Tr0ub4dor&3x","role":"user"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("register: status %d, so the schema was not migrated", resp.StatusCode)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run after shutdown: %v", err)
+	}
+	if !strings.Contains(logs.String(), `"msg":"shutting down"`) {
+		t.Fatalf("no shutdown in the logs:\n%s", logs)
+	}
+}

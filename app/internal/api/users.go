@@ -1,0 +1,171 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/packnow/packnow-operator/app/internal/credentials"
+	"github.com/packnow/packnow-operator/app/internal/store"
+)
+
+type userResponse struct {
+	ID        string    `json:"id"`
+	Phone     string    `json:"phone"`
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func userView(u store.User) userResponse {
+	return userResponse{ID: u.ID, Phone: u.Phone, Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+}
+
+func (s *server) getMe(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	u, err := s.store.UserByID(r.Context(), p.UserID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, userView(u))
+	return nil
+}
+
+// updateMeRequest has no role field: the role is fixed at registration, and a body that tries
+// to set it is refused as an unknown field.
+type updateMeRequest struct {
+	Name            *string `json:"name"`
+	Phone           *string `json:"phone"`
+	Password        *string `json:"password"`
+	CurrentPassword string  `json:"current_password"`
+}
+
+// updateMe changes the caller's name, phone or password. Phone and password are credentials:
+// changing them needs the current password, and a new password ends every other session.
+func (s *server) updateMe(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	var req updateMeRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	fields := fieldErrors{}
+	var changes store.UserChanges
+	if req.Name != nil {
+		name := checkName(fields, *req.Name)
+		changes.Name = &name
+	}
+	if req.Phone != nil {
+		phone, err := credentials.NormalizePhone(*req.Phone)
+		if err != nil {
+			fields.add("phone", err.Error())
+		}
+		changes.Phone = &phone
+	}
+	if req.Password != nil {
+		if err := credentials.CheckPassword(*req.Password); err != nil {
+			fields.add("password", err.Error())
+		}
+	}
+	if (req.Phone != nil || req.Password != nil) && req.CurrentPassword == "" {
+		fields.add("current_password", "is required to change the phone number or password")
+	}
+	if err := fields.err(); err != nil {
+		return err
+	}
+	u, err := s.store.UserByID(r.Context(), p.UserID)
+	if err != nil {
+		return err
+	}
+	if req.CurrentPassword != "" && !credentials.PasswordMatches(u.PasswordHash, req.CurrentPassword) {
+		return fieldErrors{"current_password": "is incorrect"}.err()
+	}
+	if req.Password != nil {
+		hash, err := credentials.HashPassword(*req.Password, s.bcryptCost)
+		if err != nil {
+			return err
+		}
+		changes.PasswordHash = &hash
+	}
+	u, err = s.store.UpdateUser(r.Context(), p.UserID, changes, p.SessionID)
+	if errors.Is(err, store.ErrPhoneTaken) {
+		return conflict("phone_taken", "this phone number is already registered", map[string]string{"phone": "is already registered"})
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, userView(u))
+	return nil
+}
+
+type deleteMeRequest struct {
+	Password string `json:"password"`
+}
+
+// deleteMe erases the caller's account. The password is asked again so that a stolen access
+// token alone cannot destroy an account.
+func (s *server) deleteMe(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	var req deleteMeRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Password == "" {
+		return fieldErrors{"password": "is required to delete the account"}.err()
+	}
+	u, err := s.store.UserByID(r.Context(), p.UserID)
+	if err != nil {
+		return err
+	}
+	if !credentials.PasswordMatches(u.PasswordHash, req.Password) {
+		return fieldErrors{"password": "is incorrect"}.err()
+	}
+	if err := s.store.DeleteUser(r.Context(), p.UserID); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type sessionResponse struct {
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt time.Time  `json:"last_used_at"`
+	ExpiresAt  time.Time  `json:"expires_at"`
+	RevokedAt  *time.Time `json:"revoked_at"`
+}
+
+type exportResponse struct {
+	ExportedAt time.Time         `json:"exported_at"`
+	User       userResponse      `json:"user"`
+	Orders     []orderResponse   `json:"orders"`
+	Sessions   []sessionResponse `json:"sessions"`
+}
+
+// exportMe returns everything stored about the caller except secrets (the password hash and
+// refresh-token hashes), which say nothing about them.
+func (s *server) exportMe(w http.ResponseWriter, r *http.Request, p store.Principal) error {
+	u, err := s.store.UserByID(r.Context(), p.UserID)
+	if err != nil {
+		return err
+	}
+	orders, err := s.store.OrdersOf(r.Context(), p.UserID)
+	if err != nil {
+		return err
+	}
+	sessions, err := s.store.SessionsOf(r.Context(), p.UserID)
+	if err != nil {
+		return err
+	}
+	out := exportResponse{
+		ExportedAt: time.Now().UTC(),
+		User:       userView(u),
+		Orders:     make([]orderResponse, 0, len(orders)),
+		Sessions:   make([]sessionResponse, 0, len(sessions)),
+	}
+	for _, o := range orders {
+		out.Orders = append(out.Orders, orderView(o))
+	}
+	for _, ss := range sessions {
+		out.Sessions = append(out.Sessions, sessionResponse(ss))
+	}
+	w.Header().Set("Content-Disposition", `attachment; filename="packnow-export.json"`)
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
