@@ -59,15 +59,16 @@ test: envtest test-deps ## Run every test against a real API server, PostgreSQL 
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-deps
-test-deps: ## Install the servers the tests start (redis-server; PostgreSQL 15 must be installed).
-	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
-	@test -x "$$(pg_config --bindir 2>/dev/null)/postgres" || { apt-get update -qq && apt-get install -y -qq postgresql-15 >/dev/null; }
+test-deps: ## Install the servers the tests start (PostgreSQL, redis-server) with apt when missing.
+	@if ! command -v redis-server >/dev/null || ! test -x "$$(pg_config --bindir 2>/dev/null)/postgres"; then \
+		apt-get update -qq && apt-get install -y -qq postgresql redis-server >/dev/null; fi
 
 ##@ Build
 
 .PHONY: build
 build: generate ## Build the manager and the API binaries into bin/.
 	go build -o $(LOCALBIN)/manager .
+	go build -o $(LOCALBIN)/packnow-api ./app/cmd/packnow-api
 
 .PHONY: run
 run: manifests generate ## Run the manager against the cluster in ~/.kube/config (or $$KUBECONFIG).
