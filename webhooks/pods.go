@@ -18,6 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	packnowv1alpha1 "github.com/packnow/packnow-operator/api/v1alpha1"
 )
 
 // PodSecurityLabel on a Namespace puts it in scope of the pod webhook: enforce, warn or audit.
@@ -198,7 +200,8 @@ type namespacePolicy struct {
 	warnings []string
 }
 
-// policyFor reads the namespace's mode from its label; a namespace without one is out of scope.
+// policyFor reads the namespace's mode from its label, which puts it in scope, and its level from the
+// PackNowApps in it: Restricted if any of them asks for it.
 func (h *PodHandler) policyFor(ctx context.Context, namespace string) (namespacePolicy, bool, error) {
 	ns := &corev1.Namespace{}
 	if err := h.Reader.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
@@ -207,11 +210,11 @@ func (h *PodHandler) policyFor(ctx context.Context, namespace string) (namespace
 		}
 		return namespacePolicy{}, false, fmt.Errorf("reading namespace %q: %w", namespace, err)
 	}
-	pol := namespacePolicy{namespace: ns, level: LevelNonRoot}
 	value, ok := ns.Labels[PodSecurityLabel]
 	if !ok {
-		return pol, false, nil
+		return namespacePolicy{}, false, nil
 	}
+	pol := namespacePolicy{namespace: ns, level: LevelNonRoot}
 	switch m := Mode(value); m {
 	case ModeEnforce, ModeWarn, ModeAudit:
 		pol.mode = m
@@ -219,6 +222,15 @@ func (h *PodHandler) policyFor(ctx context.Context, namespace string) (namespace
 		// Fail closed, as upstream Pod Security does for a label it cannot read.
 		pol.mode = ModeEnforce
 		pol.warnings = append(pol.warnings, fmt.Sprintf("namespace %q: label %s=%q is not enforce, warn or audit; enforcing", namespace, PodSecurityLabel, value))
+	}
+	var apps packnowv1alpha1.PackNowAppList
+	if err := h.Reader.List(ctx, &apps, client.InNamespace(namespace)); err != nil {
+		return namespacePolicy{}, false, fmt.Errorf("listing PackNowApps in %q: %w", namespace, err)
+	}
+	for _, app := range apps.Items {
+		if app.Spec.PodSecurity.Level == packnowv1alpha1.PodSecurityRestricted {
+			pol.level = LevelRestricted
+		}
 	}
 	return pol, true, nil
 }

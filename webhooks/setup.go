@@ -13,6 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	packnowv1alpha1 "github.com/packnow/packnow-operator/api/v1alpha1"
 )
 
 // Options configures Setup. The zero value of every field except Namespace and CertDir means its default.
@@ -81,10 +83,17 @@ func Setup(mgr manager.Manager, o Options) (healthz.Checker, error) {
 		Reader:    mgr.GetCache(),
 		Recorder:  mgr.GetEventRecorder("packnow-pod-security"),
 	}
+	defaulter := admission.WithDefaulter(mgr.GetScheme(), admission.Defaulter[*packnowv1alpha1.PackNowApp](PackNowAppDefaulter{}))
+	validator := admission.WithValidator(mgr.GetScheme(), admission.Validator[*packnowv1alpha1.PackNowApp](PackNowAppValidator{Reader: mgr.GetCache()}))
 	register := func() {
 		srv := mgr.GetWebhookServer()
 		srv.Register(PodsPath, &webhook.Admission{Handler: pods})
 		srv.Register(WorkloadsPath, &webhook.Admission{Handler: pods})
+		srv.Register(PackNowAppDefaultPath, defaulter)
+		srv.Register(PackNowAppValidatePath, validator)
+	}
+	if err := (&NamespaceLabeler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return nil, err
 	}
 
 	if o.CertManager {
