@@ -72,7 +72,7 @@ build: generate ## Build the manager and the API binaries into bin/.
 
 .PHONY: run
 run: manifests generate ## Run the manager against the cluster in ~/.kube/config (or $$KUBECONFIG).
-	go run . --leader-elect=false --default-api-image=$(API_IMG)
+	go run . --leader-elect=false --enable-webhooks=false --default-api-image=$(API_IMG)
 
 ##@ Deployment
 

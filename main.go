@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -17,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	packnowv1alpha1 "github.com/packnow/packnow-operator/api/v1alpha1"
+	"github.com/packnow/packnow-operator/webhooks"
 )
 
 // defaultAPIImage is the PackNow API image deployed when a PackNowApp names none; release builds set it with
@@ -34,6 +37,10 @@ func main() {
 		webhookCertDir  string
 		apiImage        string
 		leaderElectionN string
+		webhooksOn      bool
+		certManager     bool
+		namespace       string
+		whOpts          webhooks.Options
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443",
 		"Address of the metrics endpoint (HTTPS unless --metrics-secure=false); \"0\" disables it.")
@@ -47,6 +54,20 @@ func main() {
 	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port of the admission webhook server.")
 	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "",
 		"Directory with tls.crt and tls.key of the webhook server (default: <temp>/k8s-webhook-server/serving-certs).")
+	flag.BoolVar(&webhooksOn, "enable-webhooks", true,
+		"Serve the admission webhooks (pod security, PackNowApp defaulting and validation).")
+	flag.BoolVar(&certManager, "webhook-cert-manager", false,
+		"Take the webhook serving certificate from cert-manager (mounted in --webhook-cert-dir) instead of managing it.")
+	flag.StringVar(&namespace, "operator-namespace", podNamespace(),
+		"Namespace the operator runs in, which holds its webhook certificate Secret (default: the pod's namespace).")
+	flag.StringVar(&whOpts.ServiceName, "webhook-service-name", "packnow-operator-webhook-service",
+		"Service the API server calls the webhooks through; the serving certificate is issued for it.")
+	flag.StringVar(&whOpts.CertSecretName, "webhook-cert-secret", "packnow-operator-webhook-cert",
+		"Secret in which the operator keeps its webhook CA and serving certificate.")
+	flag.StringVar(&whOpts.ValidatingWebhookConfiguration, "validating-webhook-configuration",
+		"packnow-operator-validating-webhook-configuration", "ValidatingWebhookConfiguration whose caBundle the operator keeps current.")
+	flag.StringVar(&whOpts.MutatingWebhookConfiguration, "mutating-webhook-configuration",
+		"packnow-operator-mutating-webhook-configuration", "MutatingWebhookConfiguration whose caBundle the operator keeps current.")
 	flag.StringVar(&apiImage, "default-api-image", defaultAPIImage,
 		"PackNow API image for PackNowApps that name none.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false,
@@ -54,6 +75,9 @@ func main() {
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if webhookCertDir == "" {
+		webhookCertDir = filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
+	}
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
@@ -90,7 +114,15 @@ func main() {
 		log.Error(err, "unable to set up the health check")
 		os.Exit(1)
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	ready := healthz.Ping
+	if webhooksOn {
+		whOpts.Namespace, whOpts.CertDir, whOpts.CertManager = namespace, webhookCertDir, certManager
+		if ready, err = webhooks.Setup(mgr, whOpts); err != nil {
+			log.Error(err, "unable to set up the webhooks")
+			os.Exit(1)
+		}
+	}
+	if err := mgr.AddReadyzCheck("readyz", ready); err != nil {
 		log.Error(err, "unable to set up the ready check")
 		os.Exit(1)
 	}
@@ -107,6 +139,18 @@ func newScheme() *runtime.Scheme {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(packnowv1alpha1.AddToScheme(scheme))
 	return scheme
+}
+
+// podNamespace is the namespace of the pod the process runs in, or "" outside a cluster.
+func podNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // runningInCluster reports whether the process runs in a pod, where leader election is wanted by default.
