@@ -174,7 +174,10 @@ func (h *PodHandler) respond(ctx context.Context, req admission.Request, pol nam
 		return admission.Allowed("").WithWarnings(warnings...)
 	case ModeAudit:
 		if !dryRun && h.Recorder != nil {
-			h.Recorder.Eventf(pol.namespace, nil, corev1.EventTypeWarning, "PodSecurityViolation", "Admit",
+			// The reviewed object is the related one; it also keeps events about different objects apart.
+			related := &corev1.ObjectReference{Kind: req.Kind.Kind, APIVersion: schema.GroupVersion{Group: req.Kind.Group, Version: req.Kind.Version}.String(),
+				Namespace: req.Namespace, Name: req.Name}
+			h.Recorder.Eventf(pol.namespace, related, corev1.EventTypeWarning, "PodSecurityViolation", "Admit",
 				"%s %q violates PackNow pod security (audit): %s", req.Kind.Kind, objectName(req), strings.Join(msgs, "; "))
 		}
 		return admission.Allowed("")
