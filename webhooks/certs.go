@@ -39,6 +39,7 @@ func addCertRotator(mgr manager.Manager, o *Options, ready chan struct{}) error 
 		CAName:         "packnow-operator-ca",
 		CAOrganization: "packnow-operator",
 		DNSName:        o.dnsName(),
+		ExtraDNSNames:  o.ExtraDNSNames,
 		IsReady:        ready,
 		Webhooks: []rotator.WebhookInfo{
 			{Name: o.ValidatingWebhookConfiguration, Type: rotator.Validating},
@@ -51,9 +52,6 @@ func addCertRotator(mgr manager.Manager, o *Options, ready chan struct{}) error 
 		ServerCertDuration:     o.CertDuration,
 		RotationCheckFrequency: o.RotationCheckFrequency,
 		LookaheadInterval:      o.LookaheadInterval,
-	}
-	if o.LocalServingHost != "" {
-		r.ExtraDNSNames = []string{o.LocalServingHost}
 	}
 	if err := rotator.AddRotator(mgr, r); err != nil {
 		return fmt.Errorf("adding the webhook certificate rotator: %w", err)

@@ -92,18 +92,14 @@ func (v PackNowAppValidator) validate(ctx context.Context, old, app *packnowv1al
 	errs = append(errs, serverHost(spec.Child("database", "host"), app.Spec.Database.Host)...)
 	errs = append(errs, serverHost(spec.Child("redis", "host"), app.Spec.Redis.Host)...)
 	for i, h := range app.Spec.AllowedHosts {
-		check := validation.IsDNS1123Subdomain
-		if strings.HasPrefix(h, "*.") {
-			check = validation.IsWildcardDNS1123Subdomain
-		}
-		for _, msg := range check(h) {
+		for _, msg := range hostName(strings.TrimPrefix(h, "*.")) {
 			errs = append(errs, field.Invalid(spec.Child("allowedHosts").Index(i), h, msg))
 		}
 	}
 	if in := app.Spec.Ingress; in != nil {
 		hosts := spec.Child("ingress", "hosts")
 		for i, h := range in.Hosts {
-			for _, msg := range validation.IsDNS1123Subdomain(h) {
+			for _, msg := range hostName(h) {
 				errs = append(errs, field.Invalid(hosts.Index(i), h, msg))
 			}
 		}
@@ -182,6 +178,18 @@ func secretName(path *field.Path, name string) field.ErrorList {
 	return errs
 }
 
+// hostName checks a DNS name as a whole and label by label (at most 63 characters each), which the schema's
+// patterns do not.
+func hostName(h string) []string {
+	msgs := validation.IsDNS1123Subdomain(h)
+	for _, label := range strings.Split(h, ".") {
+		if len(label) > validation.DNS1123LabelMaxLength {
+			msgs = append(msgs, fmt.Sprintf("label %q is longer than %d characters", label, validation.DNS1123LabelMaxLength))
+		}
+	}
+	return msgs
+}
+
 // serverHost accepts an IP address or a DNS name whose labels are at most 63 characters, which the schema's
 // pattern does not check.
 func serverHost(path *field.Path, host string) field.ErrorList {
@@ -189,7 +197,7 @@ func serverHost(path *field.Path, host string) field.ErrorList {
 		return nil
 	}
 	var errs field.ErrorList
-	for _, msg := range validation.IsDNS1123Subdomain(strings.ToLower(host)) {
+	for _, msg := range hostName(strings.ToLower(host)) {
 		errs = append(errs, field.Invalid(path, host, "must be an IP address or a DNS name: "+msg))
 	}
 	return errs

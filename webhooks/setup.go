@@ -36,8 +36,8 @@ type Options struct {
 	// the rotator keeps current (defaults as config/default names them).
 	ValidatingWebhookConfiguration string
 	MutatingWebhookConfiguration   string
-	// LocalServingHost is an extra name for the serving certificate, for a webhook reached outside a Service.
-	LocalServingHost string
+	// ExtraDNSNames are further names for the serving certificate, for a webhook reached outside the Service.
+	ExtraDNSNames []string
 
 	// Certificate lifetimes and rotation; zero means cert-controller's defaults (CA 10 years, certificate 1 year,
 	// renewed 90 days before expiry, checked every 12 hours).
