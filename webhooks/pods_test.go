@@ -403,7 +403,7 @@ func TestExcludedNamespaces(t *testing.T) {
 // createApp creates a PackNowApp from the JSON of its spec, merged over a database and a Redis host, the way a
 // user's manifest arrives: fields left out get the CRD's defaults.
 func createApp(ctx context.Context, name, ns, specJSON string) (*packnowv1alpha1.PackNowApp, error) {
-	return createAppWith(ctx, env.Client, name, ns, specJSON)
+	return createAppWith(ctx, env.Client, name, ns, specJSON) // env is up: every caller has started the operator
 }
 
 func createAppWith(ctx context.Context, c client.Client, name, ns, specJSON string) (*packnowv1alpha1.PackNowApp, error) {

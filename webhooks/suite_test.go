@@ -23,22 +23,17 @@ import (
 	"github.com/packnow/packnow-operator/hack/testenv"
 )
 
-// env is the API server shared by the integration tests; nil when its binaries are missing (see TestMain).
-var env *testenv.APIServer
+// env is the API server shared by the integration tests, started by the first of them, so that unit tests and
+// fuzzing run without it.
+var (
+	env      *testenv.APIServer
+	envErr   error
+	envStart sync.Once
+)
 
 func TestMain(m *testing.M) {
 	// go test shows this only for a failing package.
 	log.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
-	if _, err := testenv.AssetsDir(); err != nil {
-		fmt.Fprintln(os.Stderr, "integration tests fail without the control plane:", err)
-	} else {
-		var err error
-		env, err = testenv.StartAPIServer(testenv.APIServerOptions{Webhooks: testenv.WebhookOptions()})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-	}
 	code := m.Run()
 	if env != nil {
 		if err := env.Stop(); err != nil {
@@ -48,12 +43,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// apiServer returns the shared API server, failing the test (with the make target to run) when there is none.
+// apiServer returns the shared API server, failing the test (naming the make target that builds the control
+// plane) when it cannot start.
 func apiServer(t testing.TB) *testenv.APIServer {
 	t.Helper()
-	if env == nil {
-		_, err := testenv.AssetsDir()
-		t.Fatal(err)
+	envStart.Do(func() {
+		env, envErr = testenv.StartAPIServer(testenv.APIServerOptions{Webhooks: testenv.WebhookOptions()})
+	})
+	if envErr != nil {
+		t.Fatal(envErr)
 	}
 	return env
 }
