@@ -153,11 +153,10 @@ func (h *PodHandler) Handle(ctx context.Context, req admission.Request) admissio
 	}
 	meta, spec := podTemplate(obj)
 	msgs := h.Evaluator.Evaluate(pol.level, meta, spec)
-	resp := h.respond(ctx, req, pol, msgs)
-	return resp.WithWarnings(pol.warnings...)
+	return h.respond(req, pol, msgs).WithWarnings(pol.warnings...)
 }
 
-func (h *PodHandler) respond(ctx context.Context, req admission.Request, pol namespacePolicy, msgs []string) admission.Response {
+func (h *PodHandler) respond(req admission.Request, pol namespacePolicy, msgs []string) admission.Response {
 	if len(msgs) == 0 {
 		return admission.Allowed("")
 	}
@@ -173,7 +172,7 @@ func (h *PodHandler) respond(ctx context.Context, req admission.Request, pol nam
 		}
 		return admission.Allowed("").WithWarnings(warnings...)
 	case ModeAudit:
-		if !dryRun && h.Recorder != nil {
+		if !dryRun {
 			// The reviewed object is the related one; it also keeps events about different objects apart.
 			related := &corev1.ObjectReference{Kind: req.Kind.Kind, APIVersion: schema.GroupVersion{Group: req.Kind.Group, Version: req.Kind.Version}.String(),
 				Namespace: req.Namespace, Name: req.Name}

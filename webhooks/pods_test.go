@@ -473,3 +473,21 @@ func findEvent(ctx context.Context, c client.Client, ns, note string) error {
 	}
 	return fmt.Errorf("no event %q about namespace %s; found %q", note, ns, notes)
 }
+
+// TestUnreadableLabel: a mistyped mode fails closed, as upstream Pod Security does, and says so.
+func TestUnreadableLabel(t *testing.T) {
+	startOperator(t, Options{CertManager: true})
+	ctx := context.Background()
+	c, warned := warningClient(t)
+	ns := namespace(t, "Enforce")
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "root", Namespace: ns},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{ctr("web", nil)}}}
+	err := c.Create(ctx, p)
+	if err == nil || !strings.Contains(err.Error(), rootRunAsNonRoot) {
+		t.Fatalf("got %v, want a denial", err)
+	}
+	want := []string{fmt.Sprintf(`namespace %q: label packnow.io/pod-security="Enforce" is not enforce, warn or audit; enforcing`, ns)}
+	if got := warned.take(); !slices.Equal(got, want) {
+		t.Errorf("warnings\n got %q\nwant %q", got, want)
+	}
+}
