@@ -344,6 +344,24 @@ func TestRestrictedLevel(t *testing.T) {
 		return nil
 	})
 
+	// With several apps the strictest mode wins.
+	several := namespace(t, "")
+	for name, mode := range map[string]string{"a": "Audit", "b": "Warn"} {
+		if _, err := createApp(ctx, name, several, `{"podSecurity": {"mode": "`+mode+`"}}`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 30*time.Second, func() error {
+		nsObj := &corev1.Namespace{}
+		if err := c.Get(ctx, client.ObjectKey{Name: several}, nsObj); err != nil {
+			return err
+		}
+		if got := nsObj.Labels[PodSecurityLabel]; got != "warn" {
+			return fmt.Errorf("label %q, want warn", got)
+		}
+		return nil
+	})
+
 	// An administrator's label wins over the app's mode and stays when the app goes.
 	admin := namespace(t, ModeWarn)
 	if _, err := createApp(ctx, "shop", admin, `{}`); err != nil {
@@ -389,11 +407,11 @@ func TestExcludedNamespaces(t *testing.T) {
 
 	// No webhook server is running.
 	for _, ns := range []string{"kube-system", "kube-public", "kube-node-lease", "packnow-system", unlabelled} {
-		if err := c.Create(ctx, root("root-"+randSuffix(), ns), client.DryRunAll); err != nil {
+		if err := c.Create(ctx, root("root-"+randSuffix(), ns)); err != nil {
 			t.Errorf("namespace %s: %v", ns, err)
 		}
 	}
-	err := c.Create(ctx, root("root", enforced), client.DryRunAll)
+	err := c.Create(ctx, root("root", enforced))
 	want := `failed calling webhook "pods.pod-security.packnow.io"`
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("enforced namespace with the webhook down: got %v, want %q", err, want)
