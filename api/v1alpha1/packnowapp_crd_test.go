@@ -298,3 +298,25 @@ func TestEveryFieldIsDocumented(t *testing.T) {
 		t.Errorf("fields without a description: %v", undocumented)
 	}
 }
+
+// TestTypedClientGetsDefaults: a Go program that fills in only the required fields gets the same defaults as a
+// YAML user, so zero values of optional fields must not be sent.
+func TestTypedClientGetsDefaults(t *testing.T) {
+	ctx := context.Background()
+	app := &v1alpha1.PackNowApp{
+		ObjectMeta: metav1.ObjectMeta{Name: "typed", Namespace: "default"},
+		Spec: v1alpha1.PackNowAppSpec{
+			Database: v1alpha1.DatabaseSpec{Host: "pg.example"},
+			Redis:    v1alpha1.RedisSpec{Host: "redis.example"},
+		},
+	}
+	if err := k8s.Create(ctx, app); err != nil {
+		t.Fatalf("a typed client's minimal app is rejected: %v", err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(ctx, app) })
+	s := app.Spec
+	if s.SecretKey.RotationPeriod.Duration.Hours() != 2160 || s.Auth.AccessTokenTTL.Duration.Minutes() != 15 ||
+		*s.CORS.AllowCredentials != true || *s.SecurityHeaders.HSTS.MaxAgeSeconds != 31536000 || *s.Replicas != 2 {
+		t.Errorf("defaults missing for a typed client: %+v", s)
+	}
+}

@@ -96,7 +96,7 @@ type AuthSpec struct {
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('24h')",message="must be between 1m and 24h"
 	// +kubebuilder:validation:XValidation:rule="duration(self).getSeconds() % 60 == 0",message="must be a whole number of minutes"
-	AccessTokenTTL metav1.Duration `json:"accessTokenTTL,omitempty"`
+	AccessTokenTTL metav1.Duration `json:"accessTokenTTL,omitzero"`
 
 	// refreshTokenTTL is the lifetime of refresh tokens (REFRESH_TOKEN_EXPIRE_DAYS): whole days, from 24h to
 	// 8760h. A retired signing key is kept this long (plus accessTokenTTL) so that no session is cut short.
@@ -107,7 +107,7 @@ type AuthSpec struct {
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('24h') && duration(self) <= duration('8760h')",message="must be between 24h and 8760h"
 	// +kubebuilder:validation:XValidation:rule="duration(self).getSeconds() % 86400 == 0",message="must be a whole number of days (a multiple of 24h)"
-	RefreshTokenTTL metav1.Duration `json:"refreshTokenTTL,omitempty"`
+	RefreshTokenTTL metav1.Duration `json:"refreshTokenTTL,omitzero"`
 
 	// algorithm is the HMAC algorithm that signs tokens (ALGORITHM). The API accepts no other.
 	// +optional
@@ -126,7 +126,7 @@ type SecretKeySpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('24h')",message="must be at least 24h"
-	RotationPeriod metav1.Duration `json:"rotationPeriod,omitempty"`
+	RotationPeriod metav1.Duration `json:"rotationPeriod,omitzero"`
 
 	// length is the number of URL-safe characters of a generated key; at least 64.
 	// +optional
