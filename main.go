@@ -4,6 +4,7 @@ package main
 import (
 	"crypto/tls"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +27,9 @@ import (
 // -ldflags "-X main.defaultAPIImage=...".
 var defaultAPIImage = "packnow-api:dev"
 
+// version is the operator's release, set by release builds with -ldflags "-X main.version=...".
+var version = "dev"
+
 func main() {
 	var (
 		metricsAddr     string
@@ -41,7 +45,9 @@ func main() {
 		certManager     bool
 		namespace       string
 		whOpts          webhooks.Options
+		printVersion    bool
 	)
+	flag.BoolVar(&printVersion, "version", false, "Print the version and exit.")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443",
 		"Address of the metrics endpoint (HTTPS unless --metrics-secure=false); \"0\" disables it.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true,
@@ -75,6 +81,10 @@ func main() {
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if printVersion {
+		fmt.Println("packnow-operator", version)
+		return
+	}
 	if webhookCertDir == "" {
 		webhookCertDir = filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
 	}
@@ -108,6 +118,7 @@ func main() {
 		log.Error(err, "unable to create the manager")
 		os.Exit(1)
 	}
+	log.Info("PackNow operator", "version", version)
 	log.Info("default PackNow API image", "image", apiImage)
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
