@@ -10,7 +10,9 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	k8slabels "k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
@@ -21,6 +23,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	packnowv1alpha1 "github.com/packnow/packnow-operator/api/v1alpha1"
 )
@@ -59,8 +64,9 @@ func CacheOptions() cache.Options {
 	}}
 }
 
-// SetupWithManager registers the reconciler. It owns every child kind, so that editing or deleting a child
-// triggers a reconcile that repairs it.
+// SetupWithManager registers the reconciler. It watches every child kind, so that editing or deleting a child
+// triggers a reconcile that repairs it. Secrets are mapped to their app by the instance label rather than the
+// owner reference, which retained credential Secrets do not carry.
 func (r *PackNowAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Client == nil {
 		r.Client = mgr.GetClient()
@@ -76,7 +82,7 @@ func (r *PackNowAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&packnowv1alpha1.PackNowApp{}).
-		Owns(&corev1.Secret{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(appOfSecret)).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&appsv1.Deployment{}).
@@ -84,6 +90,15 @@ func (r *PackNowAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&networkingv1.NetworkPolicy{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: concurrentReconciles}).
 		Complete(r)
+}
+
+// appOfSecret maps a generated Secret (the cache holds no other) to the PackNowApp named by its instance label.
+func appOfSecret(_ context.Context, s client.Object) []reconcile.Request {
+	name := s.GetLabels()[LabelInstance]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: s.GetNamespace(), Name: name}}}
 }
 
 // +kubebuilder:rbac:groups=packnow.io,resources=packnowapps,verbs=get;list;watch
@@ -113,7 +128,12 @@ func (r *PackNowAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	if status := desiredStatus(app, obs); !equality.Semantic.DeepEqual(app.Status, status) {
 		app.Status = status
-		if statusErr := r.Client.Status().Update(ctx, app); statusErr != nil {
+		switch statusErr := r.Client.Status().Update(ctx, app); {
+		case statusErr == nil, apierrors.IsNotFound(statusErr):
+		case apierrors.IsConflict(statusErr):
+			// The cache held an older app; the newer one is on its way through the watch and is reconciled next.
+			log.FromContext(ctx).V(1).Info("status write conflicted with a newer PackNowApp", "error", statusErr)
+		default:
 			err = errors.Join(err, fmt.Errorf("write status: %w", statusErr))
 		}
 	}
