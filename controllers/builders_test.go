@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,5 +146,29 @@ func TestServiceAccountMountsNoToken(t *testing.T) {
 	sa := toObject[corev1.ServiceAccount](t, desiredServiceAccount(testApp()))
 	if sa.Name != "demo-api" || sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
 		t.Errorf("ServiceAccount %s automount %v, want demo-api with automount false", sa.Name, sa.AutomountServiceAccountToken)
+	}
+}
+
+func TestChangeEventTellsRepairsFromSpecChanges(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		observed, current  int64
+		found              bool
+		wantReason, wantIn string
+	}{
+		{"first reconcile", 0, 1, false, "Created", "created"},
+		{"spec changed, child missing", 1, 2, false, "Created", "created"},
+		{"spec changed, child differs", 1, 2, true, "Updated", "updated"},
+		{"spec unchanged, child deleted", 2, 2, false, "Repaired", "re-created"},
+		{"spec unchanged, child edited", 2, 2, true, "Repaired", "restored"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			app := testApp()
+			app.Generation, app.Status.ObservedGeneration = tc.current, tc.observed
+			reason, note := changeEvent(app, tc.found)
+			if reason != tc.wantReason || !strings.Contains(note, tc.wantIn) {
+				t.Errorf("%s %q, want %s %q", reason, note, tc.wantReason, tc.wantIn)
+			}
+		})
 	}
 }
