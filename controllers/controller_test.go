@@ -219,7 +219,9 @@ func TestDriftIsRepaired(t *testing.T) {
 			sc := d.Spec.Template.Spec.Containers[0].SecurityContext
 			sc.AllowPrivilegeEscalation = ptr.To(true)
 			sc.ReadOnlyRootFilesystem = ptr.To(false)
-			sc.Capabilities = &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}}
+			sc.Capabilities = &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"NET_ADMIN"}}
+			d.Spec.Template.Spec.HostNetwork = true
+			d.Spec.Template.Spec.SecurityContext.RunAsNonRoot = nil
 		})
 		eventually(t, "the securityContext is restored", func() error {
 			if err := s.get(ns, "shop-api", d); err != nil {
@@ -227,13 +229,16 @@ func TestDriftIsRepaired(t *testing.T) {
 			}
 			sc := d.Spec.Template.Spec.Containers[0].SecurityContext
 			if ptr.Deref(sc.AllowPrivilegeEscalation, true) || !ptr.Deref(sc.ReadOnlyRootFilesystem, false) ||
-				sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
-				return fmt.Errorf("securityContext %+v", sc)
+				sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" ||
+				len(sc.Capabilities.Add) != 0 {
+				return fmt.Errorf("container securityContext %+v", sc)
+			}
+			pod := d.Spec.Template.Spec
+			if pod.HostNetwork || !ptr.Deref(pod.SecurityContext.RunAsNonRoot, false) {
+				return fmt.Errorf("hostNetwork %v, pod securityContext %+v", pod.HostNetwork, pod.SecurityContext)
 			}
 			return nil
 		})
-		// NET_ADMIN was added by someone else: server-side apply leaves fields it does not own, so the report
-		// of it is the admission webhook's job. Escalation and the read-only root are the operator's and are back.
 	})
 
 	t.Run("deleted Redis Secret", func(t *testing.T) {
@@ -261,6 +266,45 @@ func TestDriftIsRepaired(t *testing.T) {
 		if !strings.Contains(note, "shop-redis") {
 			t.Errorf("the warning %q does not name the Secret", note)
 		}
+	})
+
+	t.Run("deleted SECRET_KEY Secret", func(t *testing.T) {
+		old := &corev1.Secret{}
+		d := &appsv1.Deployment{}
+		if err := errors.Join(s.get(ns, "shop-secret-key", old), s.get(ns, "shop-api", d)); err != nil {
+			t.Fatal(err)
+		}
+		oldHash := d.Spec.Template.Annotations["packnow.io/secret-key-hash"]
+		if err := s.k8s.Delete(context.Background(), old); err != nil {
+			t.Fatal(err)
+		}
+		fresh := &corev1.Secret{}
+		eventually(t, "a new key", func() error {
+			if err := s.get(ns, "shop-secret-key", fresh); err != nil {
+				return err
+			}
+			if fresh.UID == old.UID {
+				return fmt.Errorf("still the deleted Secret")
+			}
+			return nil
+		})
+		if string(fresh.Data["SECRET_KEY"]) == string(old.Data["SECRET_KEY"]) {
+			t.Error("the regenerated SECRET_KEY is the old one")
+		}
+		s.waitEvent(t, ns, "shop", corev1.EventTypeWarning, "SecretKeyRegenerated")
+		eventually(t, "status and pods follow the new key", func() error {
+			app := &packnowv1alpha1.PackNowApp{}
+			if err := errors.Join(s.get(ns, "shop", app), s.get(ns, "shop-api", d)); err != nil {
+				return err
+			}
+			if app.Status.SecretKey.CurrentKeyID != keyring.KeyID(string(fresh.Data["SECRET_KEY"])) {
+				return fmt.Errorf("status reports key %s", app.Status.SecretKey.CurrentKeyID)
+			}
+			if d.Spec.Template.Annotations["packnow.io/secret-key-hash"] == oldHash {
+				return fmt.Errorf("the pod template still carries the old key's hash")
+			}
+			return nil
+		})
 	})
 
 	t.Run("Postgres host change keeps the password", func(t *testing.T) {

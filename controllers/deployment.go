@@ -1,8 +1,12 @@
 package controllers
 
 import (
+	"encoding/json"
+	"fmt"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
@@ -143,4 +147,58 @@ func resources(spec corev1.ResourceRequirements) *corev1ac.ResourceRequirementsA
 		r.WithClaims(claim)
 	}
 	return r
+}
+
+// securityPatch is a JSON patch that puts the pod's and the API container's security settings back to the
+// desired ones, or nil when they match. Server-side apply alone cannot: it takes back the fields the operator
+// applied, but keeps fields someone else added, such as capabilities.add, privileged or hostNetwork.
+func securityPatch(live *appsv1.Deployment, desired *appsv1ac.DeploymentApplyConfiguration) ([]byte, error) {
+	want, err := toDeployment(desired)
+	if err != nil {
+		return nil, err
+	}
+	livePod, wantPod := live.Spec.Template.Spec, want.Spec.Template.Spec
+	type op struct {
+		Op    string `json:"op"`
+		Path  string `json:"path"`
+		Value any    `json:"value"`
+	}
+	var ops []op
+	if !equality.Semantic.DeepEqual(livePod.SecurityContext, wantPod.SecurityContext) {
+		ops = append(ops, op{"add", "/spec/template/spec/securityContext", wantPod.SecurityContext})
+	}
+	for _, host := range []struct {
+		path string
+		on   bool
+	}{
+		{"/spec/template/spec/hostNetwork", livePod.HostNetwork},
+		{"/spec/template/spec/hostPID", livePod.HostPID},
+		{"/spec/template/spec/hostIPC", livePod.HostIPC},
+	} {
+		if host.on {
+			ops = append(ops, op{"replace", host.path, false})
+		}
+	}
+	for i, c := range livePod.Containers {
+		if c.Name == containerName && !equality.Semantic.DeepEqual(c.SecurityContext, wantPod.Containers[0].SecurityContext) {
+			path := fmt.Sprintf("/spec/template/spec/containers/%d", i)
+			// The test fails the patch if the containers moved since the Deployment was read.
+			ops = append(ops,
+				op{"test", path + "/name", containerName},
+				op{"add", path + "/securityContext", wantPod.Containers[0].SecurityContext})
+		}
+	}
+	if len(ops) == 0 {
+		return nil, nil
+	}
+	return json.Marshal(ops)
+}
+
+func toDeployment(applyConfig *appsv1ac.DeploymentApplyConfiguration) (*appsv1.Deployment, error) {
+	raw, err := json.Marshal(applyConfig)
+	if err != nil {
+		return nil, err
+	}
+	d := &appsv1.Deployment{}
+	return d, json.Unmarshal(raw, d)
 }

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -231,5 +232,50 @@ func TestEnvLeavesUnsetPointersToTheApp(t *testing.T) {
 				t.Errorf("ALLOWED_ORIGINS = %q, want no value", *e.Value)
 			}
 		}
+	}
+}
+
+func TestSecurityPatch(t *testing.T) {
+	desired := desiredDeployment(testApp(), testInputs)
+	for _, tc := range []struct {
+		name  string
+		edit  func(*appsv1.Deployment)
+		paths []string
+	}{
+		{"as desired", func(*appsv1.Deployment) {}, nil},
+		{"capability added", func(d *appsv1.Deployment) {
+			d.Spec.Template.Spec.Containers[0].SecurityContext.Capabilities.Add = []corev1.Capability{"SYS_ADMIN"}
+		}, []string{"/spec/template/spec/containers/0/name", "/spec/template/spec/containers/0/securityContext"}},
+		{"container moved and made privileged", func(d *appsv1.Deployment) {
+			d.Spec.Template.Spec.Containers[0].SecurityContext.Privileged = ptr.To(true)
+			d.Spec.Template.Spec.Containers = append([]corev1.Container{{Name: "sidecar"}}, d.Spec.Template.Spec.Containers...)
+		}, []string{"/spec/template/spec/containers/1/name", "/spec/template/spec/containers/1/securityContext"}},
+		{"pod securityContext and host namespaces", func(d *appsv1.Deployment) {
+			d.Spec.Template.Spec.SecurityContext.Sysctls = []corev1.Sysctl{{Name: "net.core.somaxconn", Value: "1024"}}
+			d.Spec.Template.Spec.HostPID = true
+			d.Spec.Template.Spec.HostIPC = true
+		}, []string{"/spec/template/spec/securityContext", "/spec/template/spec/hostPID", "/spec/template/spec/hostIPC"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			live := toObject[appsv1.Deployment](t, desired)
+			tc.edit(live)
+			patch, err := securityPatch(live, desired)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ops []struct{ Op, Path string }
+			if patch != nil {
+				if err := json.Unmarshal(patch, &ops); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var paths []string
+			for _, op := range ops {
+				paths = append(paths, op.Path)
+			}
+			if strings.Join(paths, " ") != strings.Join(tc.paths, " ") {
+				t.Errorf("patch touches %v, want %v", paths, tc.paths)
+			}
+		})
 	}
 }

@@ -204,7 +204,31 @@ func (r *PackNowAppReconciler) reconcileChildren(ctx context.Context, app *packn
 		credentialsHash: hashValues(pgURL, redisURL),
 	})
 	obs.deploymentApplied, err = applyIfChanged(ctx, r, app, deployment, found, desired, appsv1ac.ExtractDeployment)
+	if err != nil || obs.deploymentApplied || !found {
+		// A Deployment just written is checked for foreign security settings on the reconcile its change triggers.
+		return obs, err
+	}
+	obs.deploymentApplied, err = r.resetSecurity(ctx, app, deployment, desired)
 	return obs, err
+}
+
+// resetSecurity removes security settings that someone else added to the Deployment, which server-side apply
+// leaves in place.
+func (r *PackNowAppReconciler) resetSecurity(ctx context.Context, app *packnowv1alpha1.PackNowApp,
+	live *appsv1.Deployment, desired *appsv1ac.DeploymentApplyConfiguration,
+) (changed bool, err error) {
+	patch, err := securityPatch(live, desired)
+	if err != nil || patch == nil {
+		return false, err
+	}
+	if err := r.Client.Patch(ctx, live, client.RawPatch(types.JSONPatchType, patch), client.FieldOwner(FieldManager)); err != nil {
+		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, ReasonApplyFailed, "Patch",
+			"could not reset the security settings of Deployment %s: %v", live.Name, err)
+		return false, fmt.Errorf("reset the security settings of Deployment %s: %w", live.Name, err)
+	}
+	r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "Repaired", "Patch",
+		"removed security settings that someone else added to Deployment %s", live.Name)
+	return true, nil
 }
 
 // applyChild applies a child the cache may hold, unless it is already as desired.
