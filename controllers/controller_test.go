@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -356,6 +357,24 @@ func TestDriftIsRepaired(t *testing.T) {
 			return s.get(ns, "shop-api", &policyv1.PodDisruptionBudget{})
 		})
 	})
+}
+
+// With many apps among many unrelated Secrets, the operator's memory must not grow with the cluster.
+func TestCacheHoldsOnlyGeneratedObjects(t *testing.T) {
+	s := env(t)
+	ns := s.namespace(t, "narrow")
+	unrelated := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "someone-elses"}}
+	if err := s.k8s.Create(context.Background(), unrelated); err != nil {
+		t.Fatal(err)
+	}
+	s.create(t, newApp(ns, "lean"))
+	eventually(t, "the generated Secret in the cache", func() error {
+		return s.cache.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "lean-redis"}, &corev1.Secret{})
+	})
+	err := s.cache.Get(context.Background(), client.ObjectKeyFromObject(unrelated), &corev1.Secret{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("the cache holds an unrelated Secret (get: %v)", err)
+	}
 }
 
 func TestExistingSecretsAreOnlyRead(t *testing.T) {

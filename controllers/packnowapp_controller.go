@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -145,7 +147,6 @@ func (r *PackNowAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 }
 
 // reconcileChildren applies the Secrets first, since the Deployment's pod template depends on their values.
-// The Deployment waits for missing Secrets rather than starting pods that cannot start.
 func (r *PackNowAppReconciler) reconcileChildren(ctx context.Context, app *packnowv1alpha1.PackNowApp) (observation, error) {
 	obs := observation{}
 	keyState, err := r.reconcileSecretKey(ctx, app)
@@ -181,35 +182,42 @@ func (r *PackNowAppReconciler) reconcileChildren(ctx context.Context, app *packn
 		return obs, err
 	}
 
-	deployment := &appsv1.Deployment{}
-	found, err := get(ctx, r.Client, app, apiName(app), deployment)
-	if err != nil {
-		return obs, err
-	}
-	if found {
-		obs.deployment = deployment
-	}
-	if obs.secretsProblem != "" {
-		return obs, nil
-	}
 	image := app.Spec.Image
 	if image == "" {
 		image = r.DefaultImage
 	}
-	desired := desiredDeployment(app, deploymentInputs{
+	err = r.reconcileDeployment(ctx, app, &obs, deploymentInputs{
 		image:           image,
 		databaseSecret:  pg.secretName(),
 		redisSecret:     redis.secretName(),
 		secretKeyHash:   secretKeyHash(keyState.keys),
 		credentialsHash: hashValues(pgURL, redisURL),
 	})
-	obs.deploymentApplied, err = applyIfChanged(ctx, r, app, deployment, found, desired, appsv1ac.ExtractDeployment)
+	return obs, err
+}
+
+// reconcileDeployment records the Deployment in obs and applies it, unless a Secret it needs is missing: pods
+// that cannot start would replace pods that run.
+func (r *PackNowAppReconciler) reconcileDeployment(ctx context.Context, app *packnowv1alpha1.PackNowApp, obs *observation, in deploymentInputs) error {
+	live := &appsv1.Deployment{}
+	found, err := get(ctx, r.Client, app, apiName(app), live)
+	if err != nil {
+		return err
+	}
+	if found {
+		obs.deployment = live
+	}
+	if obs.secretsProblem != "" {
+		return nil
+	}
+	desired := desiredDeployment(app, in)
+	obs.deploymentApplied, err = applyIfChanged(ctx, r, app, live, found, desired, appsv1ac.ExtractDeployment)
 	if err != nil || obs.deploymentApplied || !found {
 		// A Deployment just written is checked for foreign security settings on the reconcile its change triggers.
-		return obs, err
+		return err
 	}
-	obs.deploymentApplied, err = r.resetSecurity(ctx, app, deployment, desired)
-	return obs, err
+	obs.deploymentApplied, err = r.resetSecurity(ctx, app, live, desired)
+	return err
 }
 
 // resetSecurity removes security settings that someone else added to the Deployment, which server-side apply
@@ -267,15 +275,5 @@ func (r *PackNowAppReconciler) reconcilePodDisruptionBudget(ctx context.Context,
 }
 
 func joinProblems(problems ...string) string {
-	var out string
-	for _, p := range problems {
-		if p == "" {
-			continue
-		}
-		if out != "" {
-			out += "; "
-		}
-		out += p
-	}
-	return out
+	return strings.Join(slices.DeleteFunc(problems, func(p string) bool { return p == "" }), "; ")
 }

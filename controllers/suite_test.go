@@ -2,8 +2,10 @@ package controllers_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -22,8 +25,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
 
 	packnowv1alpha1 "github.com/packnow/packnow-operator/api/v1alpha1"
 	"github.com/packnow/packnow-operator/controllers"
@@ -37,9 +42,11 @@ const testImage = "packnow-api:test"
 type suite struct {
 	apiServer *testenv.APIServer
 	// k8s is the tests' own client, uncached and not counted.
-	k8s  client.Client
-	stop context.CancelFunc
-	done chan error
+	k8s client.Client
+	// cache is the manager's.
+	cache client.Reader
+	stop  context.CancelFunc
+	done  chan error
 	// writes counts the manager's writes per namespace; reconciles counts reads of each PackNowApp, which
 	// every reconcile starts with.
 	mu        sync.Mutex
@@ -89,7 +96,12 @@ func startSuite() (*suite, error) {
 		return nil, err
 	}
 	s := &suite{apiServer: srv, k8s: srv.Client, writes: map[string]int{}, reconcile: map[client.ObjectKey]*atomic.Int64{}}
-	mgr, err := ctrl.NewManager(srv.Config, ctrl.Options{
+	operator, err := s.operatorUser()
+	if err != nil {
+		_ = srv.Stop()
+		return nil, err
+	}
+	mgr, err := ctrl.NewManager(operator, ctrl.Options{
 		Scheme:                 testenv.Scheme(),
 		Cache:                  controllers.CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -104,10 +116,41 @@ func startSuite() (*suite, error) {
 		_ = srv.Stop()
 		return nil, err
 	}
+	s.cache = mgr.GetCache()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop, s.done = cancel, make(chan error, 1)
 	go func() { s.done <- mgr.Start(ctx) }()
 	return s, nil
+}
+
+// operatorUser is a user holding only the ClusterRole that `make manifests` generates from the RBAC markers,
+// so that every test also proves the role sufficient.
+func (s *suite) operatorUser() (*rest.Config, error) {
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", "role.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	role := &rbacv1.ClusterRole{}
+	if err := yaml.UnmarshalStrict(raw, role); err != nil {
+		return nil, err
+	}
+	const name = "packnow-operator"
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: name}},
+	}
+	ctx := context.Background()
+	if err := errors.Join(s.k8s.Create(ctx, role), s.k8s.Create(ctx, binding)); err != nil {
+		return nil, err
+	}
+	// The admin's client limits, which envtest raises for speed.
+	limits := &rest.Config{QPS: s.apiServer.Config.QPS, Burst: s.apiServer.Config.Burst}
+	user, err := s.apiServer.Env.AddUser(envtest.User{Name: name}, limits)
+	if err != nil {
+		return nil, err
+	}
+	return user.Config(), nil
 }
 
 // countingClient is the manager's client, wrapped to count what the reconciler reads and writes.
