@@ -104,7 +104,7 @@ func appOfSecret(_ context.Context, s client.Object) []reconcile.Request {
 }
 
 // +kubebuilder:rbac:groups=packnow.io,resources=packnowapps,verbs=get;list;watch
-// +kubebuilder:rbac:groups=packnow.io,resources=packnowapps/status,verbs=get;update
+// +kubebuilder:rbac:groups=packnow.io,resources=packnowapps/status,verbs=update
 // +kubebuilder:rbac:groups=packnow.io,resources=packnowapps/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets;services;serviceaccounts,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
