@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -155,7 +156,7 @@ func TestSteadyStateMakesNoWrites(t *testing.T) {
 				if reconciles.Load() != before {
 					return fmt.Errorf("still reconciling")
 				}
-				sleep()
+				time.Sleep(pollInterval)
 			}
 			return nil
 		})
@@ -163,15 +164,18 @@ func TestSteadyStateMakesNoWrites(t *testing.T) {
 	settle()
 	writes := s.writesIn(ns)
 
-	// Each touch of the app enqueues it; none changes what the operator wants.
-	const n = 5
+	// Each touch of the app or of its Service enqueues the app; none changes what the operator wants (the
+	// operator owns no annotation of either).
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "calm-api"}}
+	const n = 6
 	for i := range n {
 		before := reconciles.Load()
-		s.update(t, app, func() {
-			if app.Annotations == nil {
-				app.Annotations = map[string]string{}
-			}
-			app.Annotations["test/touch"] = fmt.Sprint(i)
+		touched := client.Object(app)
+		if i%2 == 1 {
+			touched = svc
+		}
+		s.update(t, touched, func() {
+			touched.SetAnnotations(map[string]string{"test/touch": fmt.Sprint(i)})
 		})
 		eventually(t, "a reconcile after the touch", func() error {
 			if reconciles.Load() == before {

@@ -228,6 +228,9 @@ func (s *suite) reconciles(key client.ObjectKey) *atomic.Int64 {
 	return s.reconcile[key]
 }
 
+// pollInterval is how often the tests' waits look again.
+const pollInterval = 100 * time.Millisecond
+
 // eventually polls check until it returns nil, failing the test with its last error after a minute.
 func eventually(t *testing.T, what string, check func() error) {
 	t.Helper()
@@ -240,7 +243,7 @@ func eventually(t *testing.T, what string, check func() error) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: %v", what, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(pollInterval)
 	}
 }
 
@@ -374,6 +377,3 @@ func (s *suite) waitEvent(t *testing.T, namespace, app, eventType, reason string
 	})
 	return note
 }
-
-// sleep is the polling interval of the tests' waits.
-func sleep() { time.Sleep(100 * time.Millisecond) }
