@@ -21,7 +21,7 @@ type applyConfiguration interface {
 	GetName() *string
 }
 
-// get reads a child through the cache; found is false when the cache has no such object.
+// get reads the object of that name in the app's namespace through c; found is false when c has none.
 func get(ctx context.Context, c client.Reader, app *packnowv1alpha1.PackNowApp, name string, obj client.Object) (found bool, err error) {
 	err = c.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: name}, obj)
 	if apierrors.IsNotFound(err) {
