@@ -113,7 +113,7 @@ func TestCreateProvisionsTheLockedDownAPI(t *testing.T) {
 	if st.ReplicasReady != "2/2" || st.Replicas != 2 || st.ReadyReplicas != 2 {
 		t.Errorf("replicas %d ready %d (%q), want 2/2", st.Replicas, st.ReadyReplicas, st.ReplicasReady)
 	}
-	if st.URL != "http://demo-api.create.svc" {
+	if st.URL != "http://demo-api."+ns+".svc" {
 		t.Errorf("url %q", st.URL)
 	}
 	if st.Secrets != (packnowv1alpha1.SecretsStatus{SecretKey: "demo-secret-key", Postgres: "demo-postgres", Redis: "demo-redis"}) {

@@ -16,7 +16,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
@@ -247,13 +246,15 @@ func eventually(t *testing.T, what string, check func() error) {
 	}
 }
 
-func (s *suite) namespace(t *testing.T, name string) string {
+// namespace creates a fresh namespace named after prefix, so that tests can run again (-count) on the same API
+// server.
+func (s *suite) namespace(t *testing.T, prefix string) string {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if err := s.k8s.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	if err := s.k8s.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)
 	}
-	return name
+	return ns.Name
 }
 
 // newApp is the least a Go client writes; the API server fills in the rest. (metav1.Duration is a struct, so
