@@ -14,6 +14,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -174,9 +175,12 @@ func TestSteadyStateMakesNoWrites(t *testing.T) {
 		if i%2 == 1 {
 			touched = svc
 		}
-		s.update(t, touched, func() {
-			touched.SetAnnotations(map[string]string{"test/touch": fmt.Sprint(i)})
-		})
+		// A merge patch, not a read-modify-write: re-sending a spec read back can change it ("15m" comes back
+		// as "15m0s"), which is a real change the status must follow.
+		touch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"metadata":{"annotations":{"test/touch":"%d"}}}`, i))
+		if err := s.k8s.Patch(context.Background(), touched, touch); err != nil {
+			t.Fatal(err)
+		}
 		eventually(t, "a reconcile after the touch", func() error {
 			if reconciles.Load() == before {
 				return fmt.Errorf("no reconcile yet")

@@ -257,19 +257,13 @@ func (s *suite) namespace(t *testing.T, prefix string) string {
 	return ns.Name
 }
 
-// newApp is the least a Go client writes; the API server fills in the rest. (metav1.Duration is a struct, so
-// omitempty does not drop it: a Go client sends "0s" unless the durations are set.)
+// newApp is the least a user writes; the API server fills in the rest.
 func newApp(namespace, name string) *packnowv1alpha1.PackNowApp {
 	return &packnowv1alpha1.PackNowApp{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
 		Spec: packnowv1alpha1.PackNowAppSpec{
-			Auth: packnowv1alpha1.AuthSpec{
-				AccessTokenTTL:  metav1.Duration{Duration: 15 * time.Minute},
-				RefreshTokenTTL: metav1.Duration{Duration: 7 * 24 * time.Hour},
-			},
-			SecretKey: packnowv1alpha1.SecretKeySpec{RotationPeriod: metav1.Duration{Duration: 90 * 24 * time.Hour}},
-			Database:  packnowv1alpha1.DatabaseSpec{Host: "postgres." + namespace + ".svc"},
-			Redis:     packnowv1alpha1.RedisSpec{Host: "redis." + namespace + ".svc"},
+			Database: packnowv1alpha1.DatabaseSpec{Host: "postgres." + namespace + ".svc"},
+			Redis:    packnowv1alpha1.RedisSpec{Host: "redis." + namespace + ".svc"},
 		},
 	}
 }
