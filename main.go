@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	packnowv1alpha1 "github.com/packnow/packnow-operator/api/v1alpha1"
+	"github.com/packnow/packnow-operator/controllers"
 	"github.com/packnow/packnow-operator/webhooks"
 )
 
@@ -103,6 +104,7 @@ func main() {
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                  newScheme(),
+		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  probeAddr,
 		LeaderElection:          leaderElect,
@@ -120,6 +122,11 @@ func main() {
 	}
 	log.Info("PackNow operator", "version", version)
 	log.Info("default PackNow API image", "image", apiImage)
+
+	if err := (&controllers.PackNowAppReconciler{DefaultImage: apiImage}).SetupWithManager(mgr); err != nil {
+		log.Error(err, "unable to set up the PackNowApp controller")
+		os.Exit(1)
+	}
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		log.Error(err, "unable to set up the health check")

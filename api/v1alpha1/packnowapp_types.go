@@ -90,7 +90,7 @@ type AuthSpec struct {
 	// accessTokenTTL is the lifetime of access tokens (ACCESS_TOKEN_EXPIRE_MINUTES): whole minutes,
 	// from 1m to 24h.
 	// +optional
-	// +kubebuilder:default="15m"
+	// +kubebuilder:default="15m0s"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	// +kubebuilder:validation:MaxLength=32
@@ -101,7 +101,7 @@ type AuthSpec struct {
 	// refreshTokenTTL is the lifetime of refresh tokens (REFRESH_TOKEN_EXPIRE_DAYS): whole days, from 24h to
 	// 8760h. A retired signing key is kept this long (plus accessTokenTTL) so that no session is cut short.
 	// +optional
-	// +kubebuilder:default="168h"
+	// +kubebuilder:default="168h0m0s"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	// +kubebuilder:validation:MaxLength=32
@@ -121,7 +121,7 @@ type SecretKeySpec struct {
 	// rotationPeriod is how long a signing key stays current before the operator rotates it, counted from its
 	// promotion. Rotation is staged (stage, promote, retire) so that no valid token is rejected. At least 24h.
 	// +optional
-	// +kubebuilder:default="2160h"
+	// +kubebuilder:default="2160h0m0s"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	// +kubebuilder:validation:MaxLength=32

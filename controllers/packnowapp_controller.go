@@ -1,0 +1,279 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	k8slabels "k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	packnowv1alpha1 "github.com/packnow/packnow-operator/api/v1alpha1"
+)
+
+// concurrentReconciles lets many PackNowApps converge at once; each app is still reconciled by one worker at a
+// time.
+const concurrentReconciles = 4
+
+// PackNowAppReconciler turns a PackNowApp into a running, locked-down PackNow API.
+type PackNowAppReconciler struct {
+	// DefaultImage is the API image of apps whose spec names none.
+	DefaultImage string
+
+	// The fields below default to the manager's in SetupWithManager.
+
+	// Client reads through the manager's cache, which holds only objects labelled managed-by=packnow-operator.
+	Client client.Client
+	// APIReader reads around the cache: a user's existingSecret, and a generated Secret the cache does not
+	// show before a new password is generated for it.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+}
+
+// CacheOptions narrow the manager's cache to the objects the operator generated, so that its memory does not
+// grow with the cluster's unrelated Secrets, Deployments and Services.
+func CacheOptions() cache.Options {
+	managed := cache.ByObject{Label: k8slabels.SelectorFromSet(k8slabels.Set{LabelManagedBy: ManagedByValue})}
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.Secret{}:                managed,
+		&corev1.Service{}:               managed,
+		&corev1.ServiceAccount{}:        managed,
+		&appsv1.Deployment{}:            managed,
+		&policyv1.PodDisruptionBudget{}: managed,
+		&networkingv1.NetworkPolicy{}:   managed,
+	}}
+}
+
+// SetupWithManager registers the reconciler. It watches every child kind, so that editing or deleting a child
+// triggers a reconcile that repairs it. Secrets are mapped to their app by the instance label rather than the
+// owner reference, which retained credential Secrets do not carry.
+func (r *PackNowAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Client == nil {
+		r.Client = mgr.GetClient()
+	}
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
+	}
+	if r.Recorder == nil {
+		r.Recorder = mgr.GetEventRecorder(FieldManager)
+	}
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&packnowv1alpha1.PackNowApp{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(appOfSecret)).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&networkingv1.NetworkPolicy{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: concurrentReconciles}).
+		Complete(r)
+}
+
+// appOfSecret maps a generated Secret (the cache holds no other) to the PackNowApp named by its instance label.
+func appOfSecret(_ context.Context, s client.Object) []reconcile.Request {
+	name := s.GetLabels()[LabelInstance]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: s.GetNamespace(), Name: name}}}
+}
+
+// +kubebuilder:rbac:groups=packnow.io,resources=packnowapps,verbs=get;list;watch
+// +kubebuilder:rbac:groups=packnow.io,resources=packnowapps/status,verbs=update
+// +kubebuilder:rbac:groups=packnow.io,resources=packnowapps/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets;services;serviceaccounts,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile applies every child that differs from its desired state and writes the status if it changed.
+// Deletion needs no finalizer: owned children carry an owner reference and go with the app through the garbage
+// collector, and retained credential Secrets carry none and stay.
+func (r *PackNowAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	app := &packnowv1alpha1.PackNowApp{}
+	if err := r.Client.Get(ctx, req.NamespacedName, app); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !app.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+
+	obs, err := r.reconcileChildren(ctx, app)
+	if err != nil {
+		obs.applyError = err.Error()
+	}
+	if status := desiredStatus(app, obs); !equality.Semantic.DeepEqual(app.Status, status) {
+		app.Status = status
+		switch statusErr := r.Client.Status().Update(ctx, app); {
+		case statusErr == nil, apierrors.IsNotFound(statusErr):
+		case apierrors.IsConflict(statusErr):
+			// The cache held an older app; the newer one is on its way through the watch and is reconciled next.
+			log.FromContext(ctx).V(1).Info("status write conflicted with a newer PackNowApp", "error", statusErr)
+		default:
+			err = errors.Join(err, fmt.Errorf("write status: %w", statusErr))
+		}
+	}
+	if err == nil && obs.secretsProblem != "" {
+		// The user's Secret is not watched (the cache holds only generated objects): look again with backoff.
+		err = errors.New(obs.secretsProblem)
+	}
+	return ctrl.Result{}, err
+}
+
+// reconcileChildren applies the Secrets first, since the Deployment's pod template depends on their values.
+func (r *PackNowAppReconciler) reconcileChildren(ctx context.Context, app *packnowv1alpha1.PackNowApp) (observation, error) {
+	obs := observation{}
+	keyState, err := r.reconcileSecretKey(ctx, app)
+	if err != nil {
+		return obs, err
+	}
+	obs.secretKey = &keyState
+
+	pg, redis := postgresCredential(app), redisCredential(app)
+	obs.postgresSecret, obs.redisSecret = pg.secretName(), redis.secretName()
+	pgURL, pgProblem, err := r.reconcileCredential(ctx, app, pg, app.Status.Secrets.Postgres)
+	if err != nil {
+		return obs, err
+	}
+	redisURL, redisProblem, err := r.reconcileCredential(ctx, app, redis, app.Status.Secrets.Redis)
+	if err != nil {
+		return obs, err
+	}
+	obs.secretsProblem = joinProblems(pgProblem, redisProblem)
+
+	if err := applyChild(ctx, r, app, &corev1.ServiceAccount{}, desiredServiceAccount(app), corev1ac.ExtractServiceAccount); err != nil {
+		return obs, err
+	}
+	if err := applyChild(ctx, r, app, &corev1.Service{}, desiredService(app), corev1ac.ExtractService); err != nil {
+		return obs, err
+	}
+	netpol := desiredNetworkPolicy(app,
+		urlPort(pgURL, app.Spec.Database.Port), urlPort(redisURL, app.Spec.Redis.Port))
+	if err := applyChild(ctx, r, app, &networkingv1.NetworkPolicy{}, netpol, networkingv1ac.ExtractNetworkPolicy); err != nil {
+		return obs, err
+	}
+	if err := r.reconcilePodDisruptionBudget(ctx, app); err != nil {
+		return obs, err
+	}
+
+	image := app.Spec.Image
+	if image == "" {
+		image = r.DefaultImage
+	}
+	err = r.reconcileDeployment(ctx, app, &obs, deploymentInputs{
+		image:           image,
+		databaseSecret:  pg.secretName(),
+		redisSecret:     redis.secretName(),
+		secretKeyHash:   secretKeyHash(keyState.keys),
+		credentialsHash: hashValues(pgURL, redisURL),
+	})
+	return obs, err
+}
+
+// reconcileDeployment records the Deployment in obs and applies it, unless a Secret it needs is missing: pods
+// that cannot start would replace pods that run.
+func (r *PackNowAppReconciler) reconcileDeployment(ctx context.Context, app *packnowv1alpha1.PackNowApp, obs *observation, in deploymentInputs) error {
+	live := &appsv1.Deployment{}
+	found, err := get(ctx, r.Client, app, apiName(app), live)
+	if err != nil {
+		return err
+	}
+	if found {
+		obs.deployment = live
+	}
+	if obs.secretsProblem != "" {
+		return nil
+	}
+	desired := desiredDeployment(app, in)
+	obs.deploymentApplied, err = applyIfChanged(ctx, r, app, live, found, desired, appsv1ac.ExtractDeployment)
+	if err != nil || obs.deploymentApplied || !found {
+		// A Deployment just written is checked for foreign security settings on the reconcile its change triggers.
+		return err
+	}
+	obs.deploymentApplied, err = r.resetSecurity(ctx, app, live, desired)
+	return err
+}
+
+// resetSecurity removes security settings that someone else added to the Deployment, which server-side apply
+// leaves in place.
+func (r *PackNowAppReconciler) resetSecurity(ctx context.Context, app *packnowv1alpha1.PackNowApp,
+	live *appsv1.Deployment, desired *appsv1ac.DeploymentApplyConfiguration,
+) (changed bool, err error) {
+	patch, err := securityPatch(live, desired)
+	if err != nil || patch == nil {
+		return false, err
+	}
+	if err := r.Client.Patch(ctx, live, client.RawPatch(types.JSONPatchType, patch), client.FieldOwner(FieldManager)); err != nil {
+		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, ReasonApplyFailed, "Patch",
+			"could not reset the security settings of Deployment %s: %v", live.Name, err)
+		return false, fmt.Errorf("reset the security settings of Deployment %s: %w", live.Name, err)
+	}
+	r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "Repaired", "Patch",
+		"removed security settings that someone else added to Deployment %s", live.Name)
+	return true, nil
+}
+
+// applyChild applies a child the cache may hold, unless it is already as desired.
+func applyChild[O client.Object, AC applyConfiguration](ctx context.Context, r *PackNowAppReconciler,
+	app *packnowv1alpha1.PackNowApp, live O, desired AC, extract func(O, string) (AC, error),
+) error {
+	found, err := get(ctx, r.Client, app, *desired.GetName(), live)
+	if err != nil {
+		return err
+	}
+	_, err = applyIfChanged(ctx, r, app, live, found, desired, extract)
+	return err
+}
+
+// reconcilePodDisruptionBudget applies the budget, or deletes it when the app has dropped to one replica.
+func (r *PackNowAppReconciler) reconcilePodDisruptionBudget(ctx context.Context, app *packnowv1alpha1.PackNowApp) error {
+	live := &policyv1.PodDisruptionBudget{}
+	found, err := get(ctx, r.Client, app, apiName(app), live)
+	if err != nil {
+		return err
+	}
+	desired := desiredPodDisruptionBudget(app)
+	if desired != nil {
+		_, err := applyIfChanged(ctx, r, app, live, found, desired, policyv1ac.ExtractPodDisruptionBudget)
+		return err
+	}
+	if !found {
+		return nil
+	}
+	if err := r.Client.Delete(ctx, live, client.Preconditions{UID: &live.UID}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete PodDisruptionBudget %s: %w", live.Name, err)
+	}
+	r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "Deleted", "Delete",
+		"deleted PodDisruptionBudget %s: a single replica cannot keep one pod available through a drain", live.Name)
+	return nil
+}
+
+func joinProblems(problems ...string) string {
+	return strings.Join(slices.DeleteFunc(problems, func(p string) bool { return p == "" }), "; ")
+}
