@@ -46,12 +46,13 @@ manifests: controller-gen ## Generate the CRD, RBAC role and webhook configurati
 	$(MAKE) -s helm-sync
 
 .PHONY: helm-sync
-helm-sync: ## Copy the CRDs, config/rbac and the webhook configurations into the chart's files/, which its templates render.
+helm-sync: ## Copy the CRDs, config/rbac, the webhook configurations and the alerts into the chart's files/, which its templates render.
 	rm -rf $(CHART)/files
-	mkdir -p $(CHART)/files/crds $(CHART)/files/rbac $(CHART)/files/webhook
+	mkdir -p $(CHART)/files/crds $(CHART)/files/rbac $(CHART)/files/webhook $(CHART)/files/prometheus
 	cp config/crd/bases/*.yaml $(CHART)/files/crds/
 	cp $$(ls config/rbac/*.yaml | grep -v /kustomization.yaml) $(CHART)/files/rbac/
 	cp config/webhook/manifests.yaml $(CHART)/files/webhook/
+	cp config/prometheus/alerts.yaml $(CHART)/files/prometheus/
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods from markers.
