@@ -200,5 +200,5 @@ func TestKustomizeAndHelmAgree(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d objects agree", compared)
+	t.Logf("%d objects compared", compared)
 }
