@@ -69,6 +69,13 @@ func main() {
 		"packnow-operator-validating-webhook-configuration", "ValidatingWebhookConfiguration whose caBundle the operator keeps current.")
 	flag.StringVar(&whOpts.MutatingWebhookConfiguration, "mutating-webhook-configuration",
 		"packnow-operator-mutating-webhook-configuration", "MutatingWebhookConfiguration whose caBundle the operator keeps current.")
+	flag.Func("webhook-extra-dns-names",
+		"Comma-separated extra DNS names for the operator-managed serving certificate, for a webhook server reached "+
+			"outside its Service (e.g. localhost when the manager runs on your machine).",
+		func(v string) error {
+			whOpts.ExtraDNSNames = append(whOpts.ExtraDNSNames, strings.Split(v, ",")...)
+			return nil
+		})
 	flag.StringVar(&apiImage, "default-api-image", defaultAPIImage,
 		"PackNow API image for PackNowApps that name none.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false,

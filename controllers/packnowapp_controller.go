@@ -230,11 +230,11 @@ func (r *PackNowAppReconciler) resetSecurity(ctx context.Context, app *packnowv1
 		return false, err
 	}
 	if err := r.Client.Patch(ctx, live, client.RawPatch(types.JSONPatchType, patch), client.FieldOwner(FieldManager)); err != nil {
-		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, ReasonApplyFailed, "Patch",
+		r.Recorder.Eventf(app, live, corev1.EventTypeWarning, ReasonApplyFailed, "Patch",
 			"could not reset the security settings of Deployment %s: %v", live.Name, err)
 		return false, fmt.Errorf("reset the security settings of Deployment %s: %w", live.Name, err)
 	}
-	r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "Repaired", "Patch",
+	r.Recorder.Eventf(app, live, corev1.EventTypeNormal, "Repaired", "Patch",
 		"removed security settings that someone else added to Deployment %s", live.Name)
 	return true, nil
 }
@@ -269,7 +269,7 @@ func (r *PackNowAppReconciler) reconcilePodDisruptionBudget(ctx context.Context,
 	if err := r.Client.Delete(ctx, live, client.Preconditions{UID: &live.UID}); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("delete PodDisruptionBudget %s: %w", live.Name, err)
 	}
-	r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "Deleted", "Delete",
+	r.Recorder.Eventf(app, live, corev1.EventTypeNormal, "Deleted", "Delete",
 		"deleted PodDisruptionBudget %s: a single replica cannot keep one pod available through a drain", live.Name)
 	return nil
 }

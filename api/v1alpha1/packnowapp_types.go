@@ -551,7 +551,7 @@ const (
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Replicas",type=string,JSONPath=`.status.replicasReady`
 // +kubebuilder:printcolumn:name="Key rotated",type=date,JSONPath=`.status.secretKey.lastRotationTime`
-// +kubebuilder:printcolumn:name="Next rotation",type=date,JSONPath=`.status.secretKey.nextRotationTime`
+// +kubebuilder:printcolumn:name="Next rotation",type=string,JSONPath=`.status.secretKey.nextRotationTime`
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type PackNowApp struct {
