@@ -150,6 +150,7 @@ func TestGatewayAPIEdgeFollowsTheSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.waitCondition(t, ns, "web", packnowv1alpha1.ConditionEdgeReady, metav1.ConditionTrue)
+	s.touchCostsNoWrites(t, app)
 
 	s.update(t, app, func() {
 		app.Spec.SecurityHeaders.ContentSecurityPolicy = "default-src 'self'"
@@ -234,6 +235,7 @@ func TestNginxIngressFollowsTheSpec(t *testing.T) {
 	if !strings.Contains(c.Message, "global-allowed-response-headers") {
 		t.Errorf("EdgeReady message %q does not say what ingress-nginx must allow", c.Message)
 	}
+	s.touchCostsNoWrites(t, app)
 
 	s.update(t, app, func() {
 		app.Spec.RateLimit.RequestsPerMinute = 120
@@ -285,6 +287,8 @@ func TestTraefikEdgeFollowsTheSpec(t *testing.T) {
 	if got := limit.Object["spec"]; fmt.Sprint(got) != fmt.Sprint(wantLimit) {
 		t.Errorf("rate-limit Middleware spec %v, want %v", got, wantLimit)
 	}
+	s.waitCondition(t, ns, "web", packnowv1alpha1.ConditionEdgeReady, metav1.ConditionTrue)
+	s.touchCostsNoWrites(t, app)
 
 	s.update(t, app, func() { app.Spec.RateLimit.RequestsPerMinute = 30 })
 	eventually(t, "the rate-limit Middleware follows", func() error {
@@ -421,4 +425,26 @@ func TestMissingProviderWaitsWithoutLooping(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// touchCostsNoWrites checks that a converged app stays converged: an event reconciles it without a write.
+func (s *suite) touchCostsNoWrites(t *testing.T, app *packnowv1alpha1.PackNowApp) {
+	t.Helper()
+	reconciles := s.reconciles(client.ObjectKeyFromObject(app))
+	before := settled(t, reconciles.Load)
+	writes := s.writesIn(app.Namespace)
+	touch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"metadata":{"annotations":{"test/touch":"%d"}}}`, before))
+	if err := s.k8s.Patch(context.Background(), app.DeepCopy(), touch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a reconcile after the touch", func() error {
+		if reconciles.Load() == before {
+			return errors.New("no reconcile yet")
+		}
+		return nil
+	})
+	settled(t, reconciles.Load)
+	if got := s.writesIn(app.Namespace) - writes; got != 0 {
+		t.Errorf("a converged edge cost %d writes on a reconcile, want 0", got)
+	}
 }

@@ -55,7 +55,10 @@ func desiredHTTPRoute(app *packnowv1alpha1.PackNowApp) *gatewayv1ac.HTTPRouteApp
 					WithGroup("").
 					WithKind("Service").
 					WithName(gatewayv1.ObjectName(apiName(app))).
-					WithPort(servicePort))))
+					WithPort(servicePort).
+					// The schema's default, spelled out: backendRefs is atomic, so the operator owns what the
+					// server fills in and would otherwise see a difference on every reconcile.
+					WithWeight(1))))
 }
 
 // corsFilter is the standard (v1) CORS filter; nil when no origin may call the API cross-origin, so that the
