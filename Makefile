@@ -142,6 +142,20 @@ undeploy: kubectl ## Remove the operator, its CRDs and every PackNowApp from the
 helm-lint: helm ## Lint the chart strictly.
 	$(HELM) lint --strict $(CHART)
 
+##@ Demo
+
+.PHONY: demo
+demo: ## Run the whole system on this machine: a KWOK cluster, the operator, PostgreSQL, Redis and the API.
+	hack/demo.sh up
+
+.PHONY: demo-tour
+demo-tour: ## Show again what the running demo does (the tour at the end of make demo).
+	hack/demo.sh tour
+
+.PHONY: demo-down
+demo-down: ## Stop the demo and remove its state (bin/demo).
+	hack/demo.sh down
+
 ##@ Dependencies
 
 .PHONY: controller-gen
@@ -157,6 +171,13 @@ $(HELM):
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd for envtest into bin/k8s/ (once).
 	hack/controlplane.sh envtest >/dev/null
+
+KWOK_VERSION ?= v0.8.0
+
+.PHONY: kwok
+kwok: $(LOCALBIN)/kwok $(LOCALBIN)/kwokctl ## Install kwok and kwokctl (simulated nodes for the demo) into bin/.
+$(LOCALBIN)/kwok $(LOCALBIN)/kwokctl:
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION) sigs.k8s.io/kwok/cmd/kwokctl@$(KWOK_VERSION)
 
 .PHONY: kubectl
 kubectl: ## Build kubectl (and the rest of the local control plane) into bin/k8s/ (once).

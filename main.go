@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	packnowv1alpha1 "github.com/packnow/packnow-operator/api/v1alpha1"
 	"github.com/packnow/packnow-operator/controllers"
@@ -75,6 +76,13 @@ func main() {
 		"packnow-operator-validating-webhook-configuration", "ValidatingWebhookConfiguration whose caBundle the operator keeps current.")
 	flag.StringVar(&whOpts.MutatingWebhookConfiguration, "mutating-webhook-configuration",
 		"packnow-operator-mutating-webhook-configuration", "MutatingWebhookConfiguration whose caBundle the operator keeps current.")
+	flag.Func("webhook-extra-dns-names",
+		"Comma-separated extra DNS names for the operator-managed serving certificate, for a webhook server reached "+
+			"outside its Service (e.g. localhost when the manager runs on your machine).",
+		func(v string) error {
+			whOpts.ExtraDNSNames = append(whOpts.ExtraDNSNames, strings.Split(v, ",")...)
+			return nil
+		})
 	flag.StringVar(&apiImage, "default-api-image", defaultAPIImage,
 		"PackNow API image for PackNowApps that name none.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false,
@@ -156,6 +164,7 @@ func newScheme() *runtime.Scheme {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(packnowv1alpha1.AddToScheme(scheme))
+	utilruntime.Must(gatewayv1.AddToScheme(scheme))
 	return scheme
 }
 
