@@ -142,6 +142,10 @@ undeploy: kubectl ## Remove the operator, its CRDs and every PackNowApp from the
 helm-lint: helm ## Lint the chart strictly.
 	$(HELM) lint --strict $(CHART)
 
+.PHONY: helm-package
+helm-package: helm manifests ## Package the chart into bin/charts/ with appVersion $(VERSION), the image tag it defaults to.
+	$(HELM) package $(CHART) --app-version $(VERSION) -d $(LOCALBIN)/charts
+
 ##@ Demo
 
 .PHONY: demo
