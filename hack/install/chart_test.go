@@ -57,7 +57,7 @@ func mustRender(t *testing.T, namespace string, vals map[string]any) []*unstruct
 	return objs
 }
 
-// values builds a values map from "a.b.c=value" pairs, as --set-json would.
+// values builds a values map from "a.b.c=<YAML value>" pairs, like helm --set.
 func values(t *testing.T, pairs ...string) map[string]any {
 	t.Helper()
 	vals := map[string]any{}
