@@ -3,6 +3,8 @@ package install
 import (
 	"debug/buildinfo"
 	"debug/elf"
+	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -67,5 +69,65 @@ func TestStaticBinaries(t *testing.T) {
 				t.Errorf("%s -h: %v\n%s", b.name, err, out)
 			}
 		})
+	}
+}
+
+// TestDockerBuildContext checks that the Dockerfile's build context, as .dockerignore cuts it, holds every
+// package and embedded file of both binaries: a new top-level package missing from its allow-list would break
+// only the image build, which no machine here runs. The test reads .dockerignore in the shape it has: "*", then
+// "!path" lines that let paths in, then "**/" patterns that leave files out again.
+func TestDockerBuildContext(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var allow, deny []string
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case l == "" || strings.HasPrefix(l, "#") || l == "*":
+		case strings.HasPrefix(l, "!"):
+			allow = append(allow, strings.TrimSuffix(l[1:], "/"))
+		case strings.HasPrefix(l, "**/"):
+			deny = append(deny, strings.TrimSuffix(l[3:], "/"))
+		default:
+			t.Fatalf(".dockerignore line %q has a shape this test does not read", l)
+		}
+	}
+	ctx := t.TempDir()
+	for _, a := range allow {
+		src := filepath.Join(root, a)
+		err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			for _, pattern := range deny {
+				if ok, _ := filepath.Match(pattern, d.Name()); ok {
+					if d.IsDir() {
+						return filepath.SkipDir
+					}
+					return nil
+				}
+			}
+			rel, _ := filepath.Rel(root, path)
+			if d.IsDir() {
+				return os.MkdirAll(filepath.Join(ctx, rel), 0o755)
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(ctx, rel), data, 0o644)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("go", "list", "-deps", "-f", "{{with .Error}}{{.}}{{end}}{{range .DepsErrors}}{{.}}{{end}}",
+		".", "./app/cmd/packnow-api")
+	cmd.Dir = ctx
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Errorf("the build context lacks something the binaries need (%v):\n%s", err, out)
 	}
 }
