@@ -107,6 +107,7 @@ func appOfSecret(_ context.Context, s client.Object) []reconcile.Request {
 // +kubebuilder:rbac:groups=packnow.io,resources=packnowapps/status,verbs=update
 // +kubebuilder:rbac:groups=packnow.io,resources=packnowapps/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets;services;serviceaccounts,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=update
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -47,7 +48,8 @@ type rotationPolicy struct {
 	// keepPrevious is how long a replaced signing key keeps verifying after its successor's promotion: the
 	// lifetime of the longest token it can have signed.
 	keepPrevious time.Duration
-	// request is the app's packnow.io/rotate-secret-key annotation.
+	// request is the app's packnow.io/rotate-secret-key annotation; a value other than the one last handled
+	// requests a rotation, removing it does not.
 	request string
 }
 
@@ -79,7 +81,7 @@ func planRotation(state secretKeyState, policy rotationPolicy, rolledOut bool) r
 		plan.next, plan.due = stepPromote, state.stagedAt
 	case state.keys.Previous != "":
 		plan.next, plan.due = stepRetire, state.rotatedAt.Add(policy.keepPrevious)
-	case policy.request != state.handledRequest:
+	case policy.request != "" && policy.request != state.handledRequest:
 		plan.next = stepStage
 	default:
 		plan.next, plan.due = stepStage, state.rotatedAt.Add(policy.period)
@@ -113,7 +115,10 @@ func (s secretKeyState) take(step rotationStep, length int32, request string, no
 		if s.keys, err = s.keys.Stage(key); err != nil {
 			return s, err
 		}
-		s.stagedAt, s.handledRequest = wholeSecond(now), request
+		s.stagedAt = wholeSecond(now)
+		if request != "" {
+			s.handledRequest = request
+		}
 	case stepPromote:
 		if s.keys, err = s.keys.Promote(); err != nil {
 			return s, err
@@ -173,10 +178,7 @@ func (r *PackNowAppReconciler) rotateSecretKey(ctx context.Context, app *packnow
 	if err != nil {
 		return state, keyRotation{plan: plan}, err
 	}
-	// The resourceVersion makes the write conditional on the Secret read: a concurrent writer fails it rather
-	// than have the step taken twice.
-	desired := desiredSecretKeySecret(app, next).WithResourceVersion(live.ResourceVersion)
-	if err := r.Client.Apply(ctx, desired, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+	if err := r.Client.Update(ctx, stepSecret(app, live, next), client.FieldOwner(FieldManager)); err != nil {
 		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, EventKeyRotationFailed, "Rotate",
 			"could not %s: writing Secret %s failed: %v", plan.next.action(), live.Name, err)
 		return state, keyRotation{plan: plan}, fmt.Errorf("%s in Secret %s: %w", plan.next.action(), live.Name, err)
@@ -184,6 +186,29 @@ func (r *PackNowAppReconciler) rotateSecretKey(ctx context.Context, app *packnow
 	r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, plan.next.eventReason(), "Rotate", "%s",
 		stepNote(live.Name, plan.next, next, policy))
 	return next, keyRotation{plan: planRotation(next, policy, false)}, nil
+}
+
+// stepSecret is live holding next: an update rather than an apply, so that a dropped key goes even when another
+// field manager also holds it, and conditional on live's resourceVersion, so that a step decided on an
+// outdated Secret fails rather than being taken twice. Whatever else the Secret holds stays.
+func stepSecret(app *packnowv1alpha1.PackNowApp, live *corev1.Secret, next secretKeyState) *corev1.Secret {
+	desired := desiredSecretKeySecret(app, next)
+	s := live.DeepCopy()
+	for _, k := range []string{keyring.EnvCurrent, keyring.EnvNext, keyring.EnvPrevious} {
+		delete(s.Data, k)
+	}
+	if s.Data == nil {
+		s.Data = map[string][]byte{}
+	}
+	maps.Copy(s.Data, desired.Data)
+	for _, k := range []string{AnnotationRotatedAt, AnnotationStagedAt, AnnotationRotateSecretKeyHandled} {
+		delete(s.Annotations, k)
+	}
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	maps.Copy(s.Annotations, desired.Annotations)
+	return s
 }
 
 func (s rotationStep) action() string {
