@@ -163,7 +163,7 @@ func (r *PackNowAppReconciler) rotateSecretKey(ctx context.Context, app *packnow
 		}
 		freshState, ok := secretKeyStateFrom(fresh)
 		if !found || !ok {
-			// Deleted since the cache saw it: the watch brings the deletion, and with it a new key.
+			// Deleted or emptied since the cache saw it: the watch brings the change, and with it a new key.
 			return state, keyRotation{plan: plan}, nil
 		}
 		live, state = fresh, freshState
@@ -190,7 +190,8 @@ func (r *PackNowAppReconciler) rotateSecretKey(ctx context.Context, app *packnow
 
 // stepSecret is live holding next: an update rather than an apply, so that a dropped key goes even when another
 // field manager also holds it, and conditional on live's resourceVersion, so that a step decided on an
-// outdated Secret fails rather than being taken twice. Whatever else the Secret holds stays.
+// outdated Secret fails rather than being taken twice. Whatever else the Secret holds stays. The next
+// reconcile's apply then records the new fields as applied by the operator, without changing them.
 func stepSecret(app *packnowv1alpha1.PackNowApp, live *corev1.Secret, next secretKeyState) *corev1.Secret {
 	desired := desiredSecretKeySecret(app, next)
 	s := live.DeepCopy()

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -60,6 +61,25 @@ type rotation struct {
 	// keys are every key seen, which must never show outside the Secret.
 	keys   map[string]bool
 	nudges int
+	// logs is everything the test's managers logged, at every verbosity.
+	logs logBuffer
+}
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) write(prefix, args string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintln(&l.b, prefix, args)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func (s *suite) rotation(t *testing.T, prefix string, change func(*packnowv1alpha1.PackNowApp)) *rotation {
@@ -93,6 +113,7 @@ func (r *rotation) start() {
 		Cache:                  opts,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		Logger:                 funcr.New(r.logs.write, funcr.Options{Verbosity: 10}),
 		// Every manager in this process registers the same controller.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
@@ -266,8 +287,8 @@ func (r *rotation) waitEvents(eventType, reason string, n int) {
 	})
 }
 
-// noKeyMaterial fails if any key seen shows in the app (status, annotations), the events, or the annotations
-// of the Secret and the Deployment.
+// noKeyMaterial fails if any key seen shows in the app (status, annotations), the events, the annotations of
+// the Secret and the Deployment, or the operator's logs.
 func (r *rotation) noKeyMaterial() {
 	r.t.Helper()
 	app, secret, d := &packnowv1alpha1.PackNowApp{}, &corev1.Secret{}, &appsv1.Deployment{}
@@ -277,16 +298,18 @@ func (r *rotation) noKeyMaterial() {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	visible, err := json.Marshal([]any{app.Status, app.Annotations, secret.Annotations, d.Annotations,
+	objects, err := json.Marshal([]any{app.Status, app.Annotations, secret.Annotations, d.Annotations,
 		d.Spec.Template.Annotations, d.Spec.Template.Spec.Containers, list.Items})
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	if len(r.keys) == 0 || len(list.Items) == 0 {
-		r.t.Fatalf("nothing to look at: %d keys, %d events", len(r.keys), len(list.Items))
+	logs := r.logs.String()
+	if len(r.keys) == 0 || len(list.Items) == 0 || logs == "" {
+		r.t.Fatalf("nothing to look at: %d keys, %d events, %d bytes of logs", len(r.keys), len(list.Items), len(logs))
 	}
+	visible := string(objects) + logs
 	for k := range r.keys {
-		if strings.Contains(string(visible), k) {
+		if strings.Contains(visible, k) {
 			r.t.Errorf("key %s shows outside the Secret", keyring.KeyID(k))
 		}
 	}
@@ -410,9 +433,25 @@ func testRotationCycle(t *testing.T, restart bool) {
 	r.keysAre("a second before the previous key's tokens expire", promoted)
 	between()
 
-	// Retire.
+	// A spec change rolls the pods too: the retire, due now, waits for that rollout and the keys stay as they are.
+	r.patchApp(`{"spec":{"image":"packnow-api:next"}}`)
+	eventually(t, "the new image in the pod template", func() error {
+		d := &appsv1.Deployment{}
+		if err := r.get(r.ns, r.name+"-api", d); err != nil {
+			return err
+		}
+		if image := d.Spec.Template.Spec.Containers[0].Image; image != "packnow-api:next" {
+			return fmt.Errorf("image %s", image)
+		}
+		return nil
+	})
 	r.clock.SetTime(promotedAt.Add(keepPrevious))
 	r.nudge()
+	r.keysAre("at the retire time, while the new image rolls out", promoted)
+	r.waitPhase(packnowv1alpha1.PhasePromoted, promoted.Current, "Promoted")
+
+	// Retire.
+	r.markRolledOut(t, r.ns, r.name+"-api")
 	r.waitKeys("the previous key retired", func(k keyring.Set) error {
 		if k != (keyring.Set{Current: promoted.Current}) {
 			return fmt.Errorf("keys %s", ids(k))
