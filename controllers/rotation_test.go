@@ -1,14 +1,25 @@
 package controllers
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	packnowv1alpha1 "github.com/packnow/packnow-operator/api/v1alpha1"
 	"github.com/packnow/packnow-operator/app/keyring"
+	"github.com/packnow/packnow-operator/hack/testenv"
 )
 
 func TestPlanRotation(t *testing.T) {
@@ -165,5 +176,108 @@ func TestKeyRotationConditionShowsNoKey(t *testing.T) {
 	}
 	if got := stepNote("demo-secret-key", stepPromote, secretKeyState{keys: keyring.Set{Current: next, Previous: cur}}, policy); strings.Contains(got, cur[:16]) || strings.Contains(got, next[:16]) {
 		t.Errorf("event note %q shows a key", got)
+	}
+}
+
+// rotationFixture is an app with one signing key, whose rotation is due at the reconciler's clock.
+type rotationFixture struct {
+	app      *packnowv1alpha1.PackNowApp
+	stable   *corev1.Secret
+	recorder *events.FakeRecorder
+	updates  int
+}
+
+func newRotationFixture(t *testing.T) *rotationFixture {
+	t.Helper()
+	app := testApp()
+	state := secretKeyState{keys: keyring.Set{Current: strings.Repeat("c", 64)}, rotatedAt: generatedAt}
+	stable := toObject[corev1.Secret](t, desiredSecretKeySecret(app, state))
+	stable.ResourceVersion = "10"
+	return &rotationFixture{app: app, stable: stable, recorder: events.NewFakeRecorder(10)}
+}
+
+// reconciler reads cached and a Deployment complete for its keys through the cache, and current from the API
+// server; its updates fail with updateErr.
+func (f *rotationFixture) reconciler(t *testing.T, cached, current *corev1.Secret, updateErr error) *PackNowAppReconciler {
+	t.Helper()
+	keys, _ := secretKeyStateFrom(cached)
+	d := toObject[appsv1.Deployment](t, desiredDeployment(f.app, deploymentInputs{image: "api", secretKeyHash: secretKeyHash(keys.keys)}))
+	d.Generation = 1
+	d.Status = appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 2, UpdatedReplicas: 2, AvailableReplicas: 2}
+	scheme := testenv.Scheme()
+	cache := fake.NewClientBuilder().WithScheme(scheme).WithObjects(cached, d).
+		WithInterceptorFuncs(interceptor.Funcs{
+			Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+				f.updates++
+				if updateErr != nil {
+					return updateErr
+				}
+				return c.Update(ctx, obj, opts...)
+			},
+		}).Build()
+	api := fake.NewClientBuilder().WithScheme(scheme).WithObjects(current).Build()
+	return &PackNowAppReconciler{
+		Client: cache, APIReader: api, Recorder: f.recorder,
+		Clock: clocktesting.NewFakeClock(generatedAt.Add(f.app.Spec.SecretKey.RotationPeriod.Duration)),
+	}
+}
+
+func (f *rotationFixture) event(t *testing.T) string {
+	t.Helper()
+	select {
+	case e := <-f.recorder.Events:
+		return e
+	default:
+		t.Fatal("no event")
+		return ""
+	}
+}
+
+func TestRotationStepWritesOnceAndTellsByEvent(t *testing.T) {
+	f := newRotationFixture(t)
+	r := f.reconciler(t, f.stable, f.stable, nil)
+	state, _ := secretKeyStateFrom(f.stable)
+	next, rot, err := r.rotateSecretKey(context.Background(), f.app, f.stable, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.updates != 1 || next.keys.Next == "" || rot.plan.next != stepPromote || rot.plan.rolledOut || rot.requeueAfter != 0 {
+		t.Fatalf("%d updates, keys %+v, plan %+v", f.updates, next.keys, rot)
+	}
+	if e := f.event(t); !strings.HasPrefix(e, "Normal KeyStaged") || strings.Contains(e, next.keys.Next) {
+		t.Errorf("event %q, want KeyStaged without the key", e)
+	}
+}
+
+func TestRotationStepFailureWarnsAndKeepsTheState(t *testing.T) {
+	f := newRotationFixture(t)
+	conflict := apierrors.NewConflict(schema.GroupResource{Resource: "secrets"}, f.stable.Name, errors.New("the object has been modified"))
+	r := f.reconciler(t, f.stable, f.stable, conflict)
+	state, _ := secretKeyStateFrom(f.stable)
+	kept, _, err := r.rotateSecretKey(context.Background(), f.app, f.stable, state)
+	if !apierrors.IsConflict(err) || kept != state {
+		t.Fatalf("error %v, state %+v; want the conflict and the state as read", err, kept)
+	}
+	if e := f.event(t); !strings.HasPrefix(e, "Warning KeyRotationFailed") {
+		t.Errorf("event %q, want a KeyRotationFailed warning", e)
+	}
+}
+
+// The cache still shows the Secret before the stage the operator just wrote, and the Deployment complete for
+// it: the step is decided on the API server's copy, so nothing is staged twice.
+func TestRotationStepIsDecidedOnTheAPIServersCopy(t *testing.T) {
+	f := newRotationFixture(t)
+	staged := f.stable.DeepCopy()
+	staged.ResourceVersion = "11"
+	staged.Data[keyring.EnvNext] = []byte(strings.Repeat("n", 64))
+	staged.Annotations[AnnotationStagedAt] = formatTime(generatedAt)
+	r := f.reconciler(t, f.stable, staged, nil)
+	state, _ := secretKeyStateFrom(f.stable)
+	got, rot, err := r.rotateSecretKey(context.Background(), f.app, f.stable, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.updates != 0 || got.keys.Next != strings.Repeat("n", 64) || rot.plan.next != stepPromote || rot.plan.rolledOut {
+		t.Fatalf("%d updates, keys %+v, plan %+v; want the staged key kept, awaiting its rollout", f.updates, got.keys, rot.plan)
 	}
 }
