@@ -33,8 +33,8 @@ const (
 const (
 	ReasonRotationScheduled = "Scheduled"
 	ReasonWaitingForRollout = "WaitingForRollout"
-	ReasonKeyStagedPhase    = "Staged"
-	ReasonKeyPromotedPhase  = "Promoted"
+	ReasonRotationStaged    = "Staged"
+	ReasonRotationPromoted  = "Promoted"
 
 	EventKeyStaged         = "KeyStaged"
 	EventKeyPromoted       = "KeyPromoted"
@@ -272,11 +272,11 @@ func keyRotationCondition(app *packnowv1alpha1.PackNowApp, state secretKeyState,
 	plan := rot.plan
 	switch {
 	case plan.next == stepPromote:
-		c.Status, c.Reason = metav1.ConditionTrue, ReasonKeyStagedPhase
+		c.Status, c.Reason = metav1.ConditionTrue, ReasonRotationStaged
 		c.Message = fmt.Sprintf("key %s staged at %s; it signs once every pod verifies with it",
 			keyring.KeyID(state.keys.Next), formatTime(state.stagedAt))
 	case plan.next == stepRetire:
-		c.Status, c.Reason = metav1.ConditionTrue, ReasonKeyPromotedPhase
+		c.Status, c.Reason = metav1.ConditionTrue, ReasonRotationPromoted
 		c.Message = fmt.Sprintf("key %s signs since %s; the previous key %s is retired at %s or, if later, once "+
 			"every pod runs the new key", current, formatTime(state.rotatedAt), keyring.KeyID(state.keys.Previous),
 			formatTime(plan.due))

@@ -155,8 +155,8 @@ func TestKeyRotationConditionShowsNoKey(t *testing.T) {
 	}{
 		{secretKeyState{keys: keyring.Set{Current: cur}, rotatedAt: generatedAt}, true, ReasonRotationScheduled},
 		{secretKeyState{keys: keyring.Set{Current: cur}, rotatedAt: generatedAt}, false, ReasonWaitingForRollout},
-		{secretKeyState{keys: keyring.Set{Current: cur, Next: next}, rotatedAt: generatedAt, stagedAt: generatedAt}, false, ReasonKeyStagedPhase},
-		{secretKeyState{keys: keyring.Set{Current: cur, Previous: prev}, rotatedAt: generatedAt}, true, ReasonKeyPromotedPhase},
+		{secretKeyState{keys: keyring.Set{Current: cur, Next: next}, rotatedAt: generatedAt, stagedAt: generatedAt}, false, ReasonRotationStaged},
+		{secretKeyState{keys: keyring.Set{Current: cur, Previous: prev}, rotatedAt: generatedAt}, true, ReasonRotationPromoted},
 	} {
 		c := keyRotationCondition(app, tc.state, keyRotation{plan: planRotation(tc.state, policy, tc.rolledOut)})
 		if c.Type != packnowv1alpha1.ConditionKeyRotation || c.Reason != tc.want || c.ObservedGeneration != app.Generation {
