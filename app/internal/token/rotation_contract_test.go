@@ -90,8 +90,7 @@ func TestRotationContractOldTokensLiveUntilRetire(t *testing.T) {
 	}
 }
 
-// Why the operator waits for each rollout: pods two generations apart do not share a signing key, and a
-// token one issues is rejected by the other.
+// Why the operator waits for each rollout: of pods two generations apart, one rejects what the other signs.
 func TestRotationContractSkippingARolloutRejectsTokens(t *testing.T) {
 	gens := rotationGenerations(t)
 	stable, promoted := gens[0], gens[2]
