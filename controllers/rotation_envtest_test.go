@@ -580,8 +580,10 @@ func TestRotationOnRequest(t *testing.T) {
 		return nil
 	})
 	if retired != (keyring.Set{Current: promoted.Current}) {
-		t.Fatalf("keys %s after retiring, want only %s; the second request staged before the retire rollout", ids(retired), ids(promoted))
+		t.Fatalf("keys %s after retiring, want only %s", ids(retired), ids(promoted))
 	}
+	r.nudge()
+	r.keysAre("the second request, before the retire rollout", retired)
 	r.rollOut()
 	secret, again := r.waitKeys("the second request staged", func(k keyring.Set) error {
 		if k.Next == "" {
