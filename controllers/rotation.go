@@ -153,9 +153,9 @@ func (r *PackNowAppReconciler) rotateSecretKey(ctx context.Context, app *packnow
 		d = nil
 	}
 	plan := planRotation(state, policy, keysRolledOut(d, state.keys, desiredReplicas(app)))
-	if plan.takeNow(now) || !templateCarries(d, state.keys) {
-		// The cache can lag behind the operator's own last write of the Secret: a step is decided, and a pod
-		// template with other keys than the cache's judged, on the API server's copy.
+	if plan.takeNow(now) || !templateCarries(d, state.keys) || !secretKeyHolds(app, live, desiredSecretKeySecret(app, state)) {
+		// The cache can lag behind the operator's own last write of the Secret: a step is decided, a pod template
+		// with other keys than the cache's judged and a repair made on the API server's copy.
 		fresh := &corev1.Secret{}
 		found, err := get(ctx, r.APIReader, app, live.Name, fresh)
 		if err != nil {
@@ -170,8 +170,14 @@ func (r *PackNowAppReconciler) rotateSecretKey(ctx context.Context, app *packnow
 		plan = planRotation(state, policy, keysRolledOut(d, state.keys, desiredReplicas(app)))
 	}
 	if !plan.takeNow(now) {
-		_, err := applyIfChanged(ctx, r, app, live, true, desiredSecretKeySecret(app, state), corev1ac.ExtractSecret)
-		return state, keyRotation{plan: plan, requeueAfter: plan.requeueAfter(now)}, err
+		rot := keyRotation{plan: plan, requeueAfter: plan.requeueAfter(now)}
+		desired := desiredSecretKeySecret(app, state)
+		if secretKeyHolds(app, live, desired) {
+			return state, rot, nil
+		}
+		// Conditional on the copy read, so that a stale copy never brings back a deleted Secret or older keys.
+		_, err := applyIfChanged(ctx, r, app, live, true, desired.WithResourceVersion(live.ResourceVersion), corev1ac.ExtractSecret)
+		return state, rot, err
 	}
 
 	next, err := state.take(plan.next, app.Spec.SecretKey.Length, policy.request, now)
@@ -190,8 +196,7 @@ func (r *PackNowAppReconciler) rotateSecretKey(ctx context.Context, app *packnow
 
 // stepSecret is live holding next: an update rather than an apply, so that a dropped key goes even when another
 // field manager also holds it, and conditional on live's resourceVersion, so that a step decided on an
-// outdated Secret fails rather than being taken twice. Whatever else the Secret holds stays. The next
-// reconcile's apply then records the new fields as applied by the operator, without changing them.
+// outdated Secret fails rather than being taken twice. Whatever else the Secret holds stays.
 func stepSecret(app *packnowv1alpha1.PackNowApp, live *corev1.Secret, next secretKeyState) *corev1.Secret {
 	desired := desiredSecretKeySecret(app, next)
 	s := live.DeepCopy()
@@ -210,6 +215,31 @@ func stepSecret(app *packnowv1alpha1.PackNowApp, live *corev1.Secret, next secre
 	}
 	maps.Copy(s.Annotations, desired.Annotations)
 	return s
+}
+
+// secretKeyHolds reports whether live holds what desired sets: exactly its keys, its annotations, labels, type
+// and owner. It compares content rather than the fields the operator last applied, since a rotation step is
+// written as an update; fields others add are left alone, as an apply would.
+func secretKeyHolds(app *packnowv1alpha1.PackNowApp, live *corev1.Secret, desired *corev1ac.SecretApplyConfiguration) bool {
+	for _, k := range []string{keyring.EnvCurrent, keyring.EnvNext, keyring.EnvPrevious} {
+		want, wanted := desired.Data[k]
+		if got, has := live.Data[k]; has != wanted || string(got) != string(want) {
+			return false
+		}
+	}
+	for _, k := range []string{AnnotationRotatedAt, AnnotationStagedAt, AnnotationRotateSecretKeyHandled} {
+		want, wanted := desired.Annotations[k]
+		if got, has := live.Annotations[k]; has != wanted || got != want {
+			return false
+		}
+	}
+	for k, v := range desired.Labels {
+		if live.Labels[k] != v {
+			return false
+		}
+	}
+	owner := metav1.GetControllerOf(live)
+	return live.Type == *desired.Type && owner != nil && owner.UID == app.UID && owner.Kind == "PackNowApp"
 }
 
 func (s rotationStep) action() string {

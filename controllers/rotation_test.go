@@ -281,3 +281,30 @@ func TestRotationStepIsDecidedOnTheAPIServersCopy(t *testing.T) {
 		t.Fatalf("%d updates, keys %+v, plan %+v; want the staged key kept, awaiting its rollout", f.updates, got.keys, rot.plan)
 	}
 }
+
+func TestSecretKeyHoldsComparesContent(t *testing.T) {
+	app := testApp()
+	state := secretKeyState{keys: keyring.Set{Current: strings.Repeat("c", 64), Next: strings.Repeat("n", 64)},
+		rotatedAt: generatedAt, stagedAt: generatedAt, handledRequest: "1"}
+	desired := desiredSecretKeySecret(app, state)
+	for _, tc := range []struct {
+		name   string
+		change func(*corev1.Secret)
+		holds  bool
+	}{
+		{"as desired", func(*corev1.Secret) {}, true},
+		{"someone else's annotation and key", func(s *corev1.Secret) { s.Annotations["x"] = "y"; s.Data["extra"] = []byte("z") }, true},
+		{"a key too many", func(s *corev1.Secret) { s.Data[keyring.EnvPrevious] = []byte("p") }, false},
+		{"a key changed", func(s *corev1.Secret) { s.Data[keyring.EnvNext] = []byte("other") }, false},
+		{"staged-at lost", func(s *corev1.Secret) { delete(s.Annotations, AnnotationStagedAt) }, false},
+		{"handled request changed", func(s *corev1.Secret) { s.Annotations[AnnotationRotateSecretKeyHandled] = "2" }, false},
+		{"a label lost", func(s *corev1.Secret) { delete(s.Labels, LabelManagedBy) }, false},
+		{"no owner", func(s *corev1.Secret) { s.OwnerReferences = nil }, false},
+	} {
+		live := toObject[corev1.Secret](t, desired)
+		tc.change(live)
+		if got := secretKeyHolds(app, live, desired); got != tc.holds {
+			t.Errorf("%s: holds %v, want %v", tc.name, got, tc.holds)
+		}
+	}
+}
