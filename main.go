@@ -4,6 +4,7 @@ package main
 import (
 	"crypto/tls"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	packnowv1alpha1 "github.com/packnow/packnow-operator/api/v1alpha1"
 	"github.com/packnow/packnow-operator/controllers"
@@ -26,6 +28,9 @@ import (
 // defaultAPIImage is the PackNow API image deployed when a PackNowApp names none; release builds set it with
 // -ldflags "-X main.defaultAPIImage=...".
 var defaultAPIImage = "packnow-api:dev"
+
+// version is the operator's release, set by release builds with -ldflags "-X main.version=...".
+var version = "dev"
 
 func main() {
 	var (
@@ -42,7 +47,9 @@ func main() {
 		certManager     bool
 		namespace       string
 		whOpts          webhooks.Options
+		printVersion    bool
 	)
+	flag.BoolVar(&printVersion, "version", false, "Print the version and exit.")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443",
 		"Address of the metrics endpoint (HTTPS unless --metrics-secure=false); \"0\" disables it.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true,
@@ -69,6 +76,13 @@ func main() {
 		"packnow-operator-validating-webhook-configuration", "ValidatingWebhookConfiguration whose caBundle the operator keeps current.")
 	flag.StringVar(&whOpts.MutatingWebhookConfiguration, "mutating-webhook-configuration",
 		"packnow-operator-mutating-webhook-configuration", "MutatingWebhookConfiguration whose caBundle the operator keeps current.")
+	flag.Func("webhook-extra-dns-names",
+		"Comma-separated extra DNS names for the operator-managed serving certificate, for a webhook server reached "+
+			"outside its Service (e.g. localhost when the manager runs on your machine).",
+		func(v string) error {
+			whOpts.ExtraDNSNames = append(whOpts.ExtraDNSNames, strings.Split(v, ",")...)
+			return nil
+		})
 	flag.StringVar(&apiImage, "default-api-image", defaultAPIImage,
 		"PackNow API image for PackNowApps that name none.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false,
@@ -76,6 +90,10 @@ func main() {
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if printVersion {
+		fmt.Println("packnow-operator", version)
+		return
+	}
 	if webhookCertDir == "" {
 		webhookCertDir = filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
 	}
@@ -110,6 +128,7 @@ func main() {
 		log.Error(err, "unable to create the manager")
 		os.Exit(1)
 	}
+	log.Info("PackNow operator", "version", version)
 	log.Info("default PackNow API image", "image", apiImage)
 
 	if err := (&controllers.PackNowAppReconciler{DefaultImage: apiImage}).SetupWithManager(mgr); err != nil {
@@ -145,6 +164,7 @@ func newScheme() *runtime.Scheme {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(packnowv1alpha1.AddToScheme(scheme))
+	utilruntime.Must(gatewayv1.AddToScheme(scheme))
 	return scheme
 }
 

@@ -48,13 +48,17 @@ func applyIfChanged[O client.Object, AC applyConfiguration](ctx context.Context,
 		}
 	}
 	kind := kindOf(r.Client.Scheme(), live)
+	// The child is the event's related object: events.k8s.io folds events that differ only in their note into
+	// one series, so without it "created Secret a" and "created Deployment b" would show as one event.
+	live.SetNamespace(app.Namespace)
+	live.SetName(*desired.GetName())
 	if err := r.Client.Apply(ctx, desired, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
-		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, ReasonApplyFailed, "Apply",
+		r.Recorder.Eventf(app, live, corev1.EventTypeWarning, ReasonApplyFailed, "Apply",
 			"could not apply %s %s: %v", kind, *desired.GetName(), err)
 		return false, fmt.Errorf("apply %s %s: %w", kind, *desired.GetName(), err)
 	}
 	reason, note := changeEvent(app, found)
-	r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, reason, "Apply", "%s %s %s", note, kind, *desired.GetName())
+	r.Recorder.Eventf(app, live, corev1.EventTypeNormal, reason, "Apply", "%s %s %s", note, kind, *desired.GetName())
 	return true, nil
 }
 

@@ -50,6 +50,9 @@ type PackNowAppReconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
+
+	// edge tracks the edge provider kinds the cluster serves; set up by SetupWithManager.
+	edge *edgeWatches
 }
 
 // CacheOptions narrow the manager's cache to the objects the operator generated, so that its memory does not
@@ -63,6 +66,8 @@ func CacheOptions() cache.Options {
 		&appsv1.Deployment{}:            managed,
 		&policyv1.PodDisruptionBudget{}: managed,
 		&networkingv1.NetworkPolicy{}:   managed,
+		&networkingv1.Ingress{}:         managed,
+		&corev1.ConfigMap{}:             managed,
 	}}
 }
 
@@ -82,7 +87,7 @@ func (r *PackNowAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&packnowv1alpha1.PackNowApp{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(appOfSecret)).
 		Owns(&corev1.Service{}).
@@ -90,8 +95,14 @@ func (r *PackNowAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&appsv1.Deployment{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&networkingv1.Ingress{}).
+		Owns(&corev1.ConfigMap{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: concurrentReconciles}).
-		Complete(r)
+		Build(r)
+	if err != nil {
+		return err
+	}
+	return r.setupEdge(mgr, c)
 }
 
 // appOfSecret maps a generated Secret (the cache holds no other) to the PackNowApp named by its instance label.
@@ -112,6 +123,11 @@ func appOfSecret(_ context.Context, s client.Object) []reconcile.Request {
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=traefik.io,resources=middlewares,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
 
 // Reconcile applies every child that differs from its desired state and writes the status if it changed.
 // Deletion needs no finalizer: owned children carry an owner reference and go with the app through the garbage
@@ -178,6 +194,9 @@ func (r *PackNowAppReconciler) reconcileChildren(ctx context.Context, app *packn
 	if err := applyChild(ctx, r, app, &corev1.Service{}, desiredService(app), corev1ac.ExtractService); err != nil {
 		return obs, err
 	}
+	if obs.edge, err = r.reconcileEdge(ctx, app); err != nil {
+		return obs, err
+	}
 	netpol := desiredNetworkPolicy(app,
 		urlPort(pgURL, app.Spec.Database.Port), urlPort(redisURL, app.Spec.Redis.Port))
 	if err := applyChild(ctx, r, app, &networkingv1.NetworkPolicy{}, netpol, networkingv1ac.ExtractNetworkPolicy); err != nil {
@@ -235,11 +254,11 @@ func (r *PackNowAppReconciler) resetSecurity(ctx context.Context, app *packnowv1
 		return false, err
 	}
 	if err := r.Client.Patch(ctx, live, client.RawPatch(types.JSONPatchType, patch), client.FieldOwner(FieldManager)); err != nil {
-		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, ReasonApplyFailed, "Patch",
+		r.Recorder.Eventf(app, live, corev1.EventTypeWarning, ReasonApplyFailed, "Patch",
 			"could not reset the security settings of Deployment %s: %v", live.Name, err)
 		return false, fmt.Errorf("reset the security settings of Deployment %s: %w", live.Name, err)
 	}
-	r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "Repaired", "Patch",
+	r.Recorder.Eventf(app, live, corev1.EventTypeNormal, "Repaired", "Patch",
 		"removed security settings that someone else added to Deployment %s", live.Name)
 	return true, nil
 }
@@ -274,7 +293,7 @@ func (r *PackNowAppReconciler) reconcilePodDisruptionBudget(ctx context.Context,
 	if err := r.Client.Delete(ctx, live, client.Preconditions{UID: &live.UID}); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("delete PodDisruptionBudget %s: %w", live.Name, err)
 	}
-	r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "Deleted", "Delete",
+	r.Recorder.Eventf(app, live, corev1.EventTypeNormal, "Deleted", "Delete",
 		"deleted PodDisruptionBudget %s: a single replica cannot keep one pod available through a drain", live.Name)
 	return nil
 }

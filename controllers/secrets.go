@@ -70,7 +70,8 @@ func (r *PackNowAppReconciler) reconcileCredential(ctx context.Context, app *pac
 			return "", "", err
 		}
 		if recorded == c.generatedName {
-			r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "PasswordRegenerated", "Generate",
+			live.Namespace, live.Name = app.Namespace, c.generatedName
+			r.Recorder.Eventf(app, live, corev1.EventTypeWarning, "PasswordRegenerated", "Generate",
 				"Secret %s was deleted or lost its password: generated a new %s password, which the %s server "+
 					"must be given before the API can connect", c.generatedName, c.what, c.what)
 		}

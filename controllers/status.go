@@ -42,6 +42,8 @@ type observation struct {
 	deployment *appsv1.Deployment
 	// deploymentApplied is true when this reconcile changed the Deployment, whose rollout then has yet to start.
 	deploymentApplied bool
+	// edge is the edge's state; nil when the app has no edge or the reconcile stopped before it.
+	edge *edgeObservation
 }
 
 // desiredStatus is the status that describes app given what the reconcile observed. Conditions keep their
@@ -71,6 +73,8 @@ func desiredStatus(app *packnowv1alpha1.PackNowApp, obs observation) packnowv1al
 			Type: condType, Status: s, Reason: reason, Message: message, ObservedGeneration: app.Generation,
 		})
 	}
+
+	edgeStatus(app, obs.edge, &status)
 
 	if obs.secretsProblem == "" {
 		set(packnowv1alpha1.ConditionSecretsReady, metav1.ConditionTrue, ReasonSecretsResolved,

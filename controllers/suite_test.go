@@ -92,7 +92,11 @@ func startSuite() (*suite, error) {
 		logger = zap.New(zap.UseDevMode(true))
 	}
 	ctrl.SetLogger(logger)
-	srv, err := testenv.StartAPIServer(testenv.APIServerOptions{})
+	edgeCRDs, err := testenv.EdgeCRDPaths()
+	if err != nil {
+		return nil, err
+	}
+	srv, err := testenv.StartAPIServer(testenv.APIServerOptions{CRDDirectoryPaths: edgeCRDs})
 	if err != nil {
 		return nil, err
 	}

@@ -213,6 +213,76 @@ func TestAPIServerRejectsInvalidApps(t *testing.T) {
 	}
 }
 
+// TestEdgeStringsRejectHeaderInjection: every string that reaches a response header, an Ingress annotation or
+// an edge object's name is refused when it could break out of its line or list.
+func TestEdgeStringsRejectHeaderInjection(t *testing.T) {
+	const db = `"database": {"host": "pg"}, "redis": {"host": "redis"}`
+	hostile := []string{"a\r\nSet-Cookie: x=y", "a\nX-Injected: 1", "a\rb", "a\u0000b", "a\tb", "a\u0085b"}
+	fields := []struct {
+		name, field string
+		spec        func(v string) string
+	}{
+		{"CSP", "spec.securityHeaders.contentSecurityPolicy", func(v string) string {
+			return `{` + db + `, "securityHeaders": {"contentSecurityPolicy": ` + v + `}}`
+		}},
+		{"permissions policy", "spec.securityHeaders.permissionsPolicy", func(v string) string {
+			return `{` + db + `, "securityHeaders": {"permissionsPolicy": ` + v + `}}`
+		}},
+		{"frame options", "spec.securityHeaders.frameOptions", func(v string) string {
+			return `{` + db + `, "securityHeaders": {"frameOptions": ` + v + `}}`
+		}},
+		{"origin", "spec.cors.allowedOrigins[0]", func(v string) string {
+			return `{` + db + `, "cors": {"allowedOrigins": [` + v + `]}}`
+		}},
+		{"ingress host", "spec.ingress.hosts[0]", func(v string) string {
+			return `{` + db + `, "ingress": {"provider": "Ingress", "hosts": [` + v + `]}}`
+		}},
+		{"allowed host", "spec.allowedHosts[0]", func(v string) string { return `{` + db + `, "allowedHosts": [` + v + `]}` }},
+		{"TLS secret", "spec.ingress.tlsSecretName", func(v string) string {
+			return `{` + db + `, "ingress": {"provider": "Ingress", "hosts": ["api.example.com"], "tlsSecretName": ` + v + `}}`
+		}},
+		{"ingress class", "spec.ingress.ingressClassName", func(v string) string {
+			return `{` + db + `, "ingress": {"provider": "Ingress", "hosts": ["api.example.com"], "ingressClassName": ` + v + `}}`
+		}},
+		{"gateway name", "spec.ingress.gatewayRef.name", func(v string) string {
+			return `{` + db + `, "ingress": {"hosts": ["api.example.com"], "gatewayRef": {"name": ` + v + `}}}`
+		}},
+		{"gateway namespace", "spec.ingress.gatewayRef.namespace", func(v string) string {
+			return `{` + db + `, "ingress": {"hosts": ["api.example.com"], "gatewayRef": {"name": "gw", "namespace": ` + v + `}}}`
+		}},
+		{"listener", "spec.ingress.gatewayRef.sectionName", func(v string) string {
+			return `{` + db + `, "ingress": {"hosts": ["api.example.com"], "gatewayRef": {"name": "gw", "sectionName": ` + v + `}}}`
+		}},
+	}
+	n := 0
+	for _, f := range fields {
+		for _, v := range hostile {
+			n++
+			t.Run(fmt.Sprintf("%s %q", f.name, v), func(t *testing.T) {
+				quoted, err := json.Marshal(v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				u := newApp(t, fmt.Sprintf("hostile-%d", n), f.spec(string(quoted)))
+				err = k8s.Create(context.Background(), u)
+				if err == nil {
+					_ = k8s.Delete(context.Background(), u)
+					t.Fatalf("accepted; want a rejection naming %s", f.field)
+				}
+				if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), f.field) {
+					t.Errorf("want an Invalid error naming %s, got %v", f.field, err)
+				}
+			})
+		}
+	}
+	t.Run("wildcard origin among others", func(t *testing.T) {
+		u := newApp(t, "hostile-wildcard", `{`+db+`, "cors": {"allowCredentials": false, "allowedOrigins": ["*", "https://a.example"]}}`)
+		if err := k8s.Create(context.Background(), u); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.cors.allowedOrigins") {
+			t.Errorf("want an Invalid error naming spec.cors.allowedOrigins, got %v", err)
+		}
+	})
+}
+
 // TestStatusIsASubresource: a spec update cannot write status and a status update cannot write spec.
 func TestStatusIsASubresource(t *testing.T) {
 	ctx := context.Background()

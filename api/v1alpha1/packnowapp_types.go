@@ -229,6 +229,7 @@ type RedisSpec struct {
 }
 
 // CORSSpec is the cross-origin resource sharing policy.
+// +kubebuilder:validation:XValidation:rule="!has(self.allowedOrigins) || !self.allowedOrigins.exists(o, o == '*') || self.allowedOrigins.size() == 1",message="\"*\" allows every origin and cannot be listed with others",fieldPath=".allowedOrigins"
 // +kubebuilder:validation:XValidation:rule="!has(self.allowCredentials) || !self.allowCredentials || !has(self.allowedOrigins) || !self.allowedOrigins.exists(o, o == '*')",message="\"*\" is not allowed when allowCredentials is true: list the origins",fieldPath=".allowedOrigins"
 type CORSSpec struct {
 	// allowedOrigins are the origins (scheme://host[:port], no path) allowed to call the API from a browser
@@ -389,6 +390,7 @@ type IngressSpec struct {
 	// ingressClassName is the IngressClass of the Ingress (Ingress only).
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	IngressClassName string `json:"ingressClassName,omitempty"`
 
 	// controller is the Ingress controller flavour, which decides the annotations and extra resources written.
@@ -402,16 +404,19 @@ type GatewayRef struct {
 	// name of the Gateway.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	Name string `json:"name"`
 
 	// namespace of the Gateway; defaults to the PackNowApp's namespace.
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Namespace string `json:"namespace,omitempty"`
 
 	// sectionName is the listener of the Gateway to attach to; empty attaches to every listener that allows it.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	SectionName string `json:"sectionName,omitempty"`
 }
 
@@ -551,7 +556,7 @@ const (
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Replicas",type=string,JSONPath=`.status.replicasReady`
 // +kubebuilder:printcolumn:name="Key rotated",type=date,JSONPath=`.status.secretKey.lastRotationTime`
-// +kubebuilder:printcolumn:name="Next rotation",type=date,JSONPath=`.status.secretKey.nextRotationTime`
+// +kubebuilder:printcolumn:name="Next rotation",type=string,JSONPath=`.status.secretKey.nextRotationTime`
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type PackNowApp struct {

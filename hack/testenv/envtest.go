@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	packnowv1alpha1 "github.com/packnow/packnow-operator/api/v1alpha1"
 )
@@ -44,11 +45,12 @@ func AssetsDir() (string, error) {
 	return dir, nil
 }
 
-// Scheme knows the built-in kinds and PackNowApp.
+// Scheme knows the built-in kinds, PackNowApp and Gateway API v1.
 func Scheme() *k8sruntime.Scheme {
 	s := k8sruntime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(packnowv1alpha1.AddToScheme(s))
+	utilruntime.Must(gatewayv1.AddToScheme(s))
 	return s
 }
 

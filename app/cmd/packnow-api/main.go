@@ -29,6 +29,9 @@ import (
 // before it kills the pod.
 const shutdownGrace = 20 * time.Second
 
+// version is the API's release, set by release builds with -ldflags "-X main.version=...".
+var version = "dev"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -42,13 +45,19 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	flags := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	flags.SetOutput(stdout)
+	printVersion := flags.Bool("version", false, "print the version and exit")
 	flags.Usage = func() {
-		fmt.Fprintf(stdout, "Usage: %s\n\nServes the PackNow API. Configuration comes from environment variables only.\n", args[0])
+		fmt.Fprintf(stdout, "Usage: %s\n\nServes the PackNow API. Configuration comes from environment variables only.\n\n", args[0])
+		flags.PrintDefaults()
 	}
 	if err := flags.Parse(args[1:]); errors.Is(err, flag.ErrHelp) {
 		return nil
 	} else if err != nil {
 		return err
+	}
+	if *printVersion {
+		fmt.Fprintln(stdout, "packnow-api", version)
+		return nil
 	}
 	if flags.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", flags.Args())
