@@ -71,7 +71,7 @@ func TestEveryChildCarriesTheLabelsAndItsOwnership(t *testing.T) {
 	notRetained := testApp()
 	notRetained.Spec.Database.RetainOnDelete = ptr.To(false)
 	notRetained.Spec.Redis.RetainOnDelete = ptr.To(false)
-	state, err := newSecretKeyState(64, time.Now())
+	state, err := newSecretKeyState(64, time.Now(), "")
 	if err != nil {
 		t.Fatal(err)
 	}

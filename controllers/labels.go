@@ -33,6 +33,13 @@ const (
 	AnnotationCredentialsHash = "packnow.io/credentials-hash"
 	// AnnotationRotatedAt on the SECRET_KEY Secret is when the current key started signing (RFC 3339).
 	AnnotationRotatedAt = "packnow.io/rotated-at"
+	// AnnotationStagedAt on the SECRET_KEY Secret is when SECRET_KEY_NEXT was staged (RFC 3339).
+	AnnotationStagedAt = "packnow.io/staged-at"
+	// AnnotationRotateSecretKey on a PackNowApp requests a rotation whenever its value changes.
+	AnnotationRotateSecretKey = "packnow.io/rotate-secret-key"
+	// AnnotationRotateSecretKeyHandled on the SECRET_KEY Secret is the request value last answered. It is
+	// written with the stage step, so a request is answered exactly once even across a crash.
+	AnnotationRotateSecretKeyHandled = "packnow.io/rotate-secret-key-handled"
 )
 
 // apiName is the name of the Deployment, Service, ServiceAccount, PodDisruptionBudget and NetworkPolicy.

@@ -118,6 +118,7 @@ func appOfSecret(_ context.Context, s client.Object) []reconcile.Request {
 // +kubebuilder:rbac:groups=packnow.io,resources=packnowapps/status,verbs=update
 // +kubebuilder:rbac:groups=packnow.io,resources=packnowapps/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets;services;serviceaccounts,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=update
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
@@ -159,17 +160,21 @@ func (r *PackNowAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		// The user's Secret is not watched (the cache holds only generated objects): look again with backoff.
 		err = errors.New(obs.secretsProblem)
 	}
-	return ctrl.Result{}, err
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	// The key rotation's next step falls due without any event to wake the controller.
+	return ctrl.Result{RequeueAfter: obs.keyRotation.requeueAfter}, nil
 }
 
 // reconcileChildren applies the Secrets first, since the Deployment's pod template depends on their values.
 func (r *PackNowAppReconciler) reconcileChildren(ctx context.Context, app *packnowv1alpha1.PackNowApp) (observation, error) {
 	obs := observation{}
-	keyState, err := r.reconcileSecretKey(ctx, app)
+	keyState, keyRot, err := r.reconcileSecretKey(ctx, app)
 	if err != nil {
 		return obs, err
 	}
-	obs.secretKey = &keyState
+	obs.secretKey, obs.keyRotation = &keyState, keyRot
 
 	pg, redis := postgresCredential(app), redisCredential(app)
 	obs.postgresSecret, obs.redisSecret = pg.secretName(), redis.secretName()

@@ -14,45 +14,69 @@ import (
 	"github.com/packnow/packnow-operator/app/keyring"
 )
 
-// secretKeyState is what the SECRET_KEY Secret records: the key set and when the current key started signing.
-// Rotation (stage, promote, retire) moves from one state to the next; each state is one write of the Secret.
+// secretKeyState is what the SECRET_KEY Secret records: the key set, when the current key started signing, when
+// the next one was staged and which manual rotation request was last answered. Rotation (stage, promote,
+// retire) moves from one state to the next; each state is one write of the Secret, so the Secret alone says
+// where a rotation stands.
 type secretKeyState struct {
 	keys      keyring.Set
 	rotatedAt time.Time
+	// stagedAt is set while keys.Next is.
+	stagedAt time.Time
+	// handledRequest is the value of the app's packnow.io/rotate-secret-key annotation when the last rotation
+	// was staged or the key generated; a different value requests a rotation.
+	handledRequest string
 }
 
-// newSecretKeyState generates a first signing key of length characters.
-func newSecretKeyState(length int32, now time.Time) (secretKeyState, error) {
-	key, err := randomURLSafe(int(max(length, keyring.MinKeyLength)))
+// newSecretKeyState generates a first signing key of length characters. A rotation requested before the key
+// existed is answered by the new key itself.
+func newSecretKeyState(length int32, now time.Time, request string) (secretKeyState, error) {
+	key, err := generateKey(length)
 	if err != nil {
 		return secretKeyState{}, err
 	}
-	return secretKeyState{keys: keyring.Set{Current: key}, rotatedAt: now.UTC().Truncate(time.Second)}, nil
+	return secretKeyState{keys: keyring.Set{Current: key}, rotatedAt: wholeSecond(now), handledRequest: request}, nil
 }
 
-// secretKeyStateFrom reads a SECRET_KEY Secret; ok is false when it holds no signing key. A missing or unreadable
-// rotated-at annotation falls back to the Secret's creation, the latest time the key can have started signing.
+func generateKey(length int32) (string, error) {
+	return randomURLSafe(int(max(length, keyring.MinKeyLength)))
+}
+
+// wholeSecond is t as stored in an RFC 3339 annotation, so that what is written reads back equal.
+func wholeSecond(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
+
+// secretKeyStateFrom reads a SECRET_KEY Secret; ok is false when it holds no signing key.
 func secretKeyStateFrom(s *corev1.Secret) (state secretKeyState, ok bool) {
 	current := string(s.Data[keyring.EnvCurrent])
 	if current == "" {
 		return secretKeyState{}, false
 	}
-	rotatedAt := s.CreationTimestamp.UTC()
-	if t, err := time.Parse(time.RFC3339, s.Annotations[AnnotationRotatedAt]); err == nil {
-		rotatedAt = t.UTC()
-	}
-	return secretKeyState{
+	state = secretKeyState{
 		keys: keyring.Set{
 			Current:  current,
 			Next:     string(s.Data[keyring.EnvNext]),
 			Previous: string(s.Data[keyring.EnvPrevious]),
 		},
-		rotatedAt: rotatedAt,
-	}, true
+		rotatedAt:      annotationTime(s, AnnotationRotatedAt),
+		handledRequest: s.Annotations[AnnotationRotateSecretKeyHandled],
+	}
+	if state.keys.Next != "" {
+		state.stagedAt = annotationTime(s, AnnotationStagedAt)
+	}
+	return state, true
 }
 
-// desiredSecretKeySecret is <name>-secret-key holding the key set. Keys absent from the set are left out, so
-// that applying it drops them.
+// annotationTime reads an RFC 3339 annotation of the Secret; a missing or unreadable one falls back to the
+// Secret's creation, the latest time its first key can have been written.
+func annotationTime(s *corev1.Secret, key string) time.Time {
+	if t, err := time.Parse(time.RFC3339, s.Annotations[key]); err == nil {
+		return t.UTC()
+	}
+	return s.CreationTimestamp.UTC()
+}
+
+// desiredSecretKeySecret is <name>-secret-key holding the key set. Keys and annotations absent from the state
+// are left out, so that applying it drops them.
 func desiredSecretKeySecret(app *packnowv1alpha1.PackNowApp, state secretKeyState) *corev1ac.SecretApplyConfiguration {
 	data := map[string][]byte{keyring.EnvCurrent: []byte(state.keys.Current)}
 	if state.keys.Next != "" {
@@ -61,9 +85,16 @@ func desiredSecretKeySecret(app *packnowv1alpha1.PackNowApp, state secretKeyStat
 	if state.keys.Previous != "" {
 		data[keyring.EnvPrevious] = []byte(state.keys.Previous)
 	}
+	annotations := map[string]string{AnnotationRotatedAt: state.rotatedAt.UTC().Format(time.RFC3339)}
+	if state.keys.Next != "" {
+		annotations[AnnotationStagedAt] = state.stagedAt.UTC().Format(time.RFC3339)
+	}
+	if state.handledRequest != "" {
+		annotations[AnnotationRotateSecretKeyHandled] = state.handledRequest
+	}
 	return corev1ac.Secret(secretKeySecretName(app), app.Namespace).
 		WithLabels(labels(app)).
-		WithAnnotations(map[string]string{AnnotationRotatedAt: state.rotatedAt.UTC().Format(time.RFC3339)}).
+		WithAnnotations(annotations).
 		WithOwnerReferences(ownerReference(app)).
 		WithType(corev1.SecretTypeOpaque).
 		WithData(data)

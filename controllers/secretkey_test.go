@@ -16,7 +16,7 @@ var generatedAt = time.Date(2026, 12, 3, 16, 30, 0, 0, time.UTC)
 
 func TestNewSecretKeyHasTheSpecLength(t *testing.T) {
 	for _, length := range []int32{64, 100, 512} {
-		state, err := newSecretKeyState(length, generatedAt.Add(123*time.Millisecond))
+		state, err := newSecretKeyState(length, generatedAt.Add(123*time.Millisecond), "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -22,31 +22,33 @@ func (r *PackNowAppReconciler) getGenerated(ctx context.Context, app *packnowv1a
 	return get(ctx, r.APIReader, app, name, s)
 }
 
-// reconcileSecretKey keeps the SECRET_KEY Secret: its keys are read back and re-applied as they are, and a key
-// is generated only when there is none.
-func (r *PackNowAppReconciler) reconcileSecretKey(ctx context.Context, app *packnowv1alpha1.PackNowApp) (secretKeyState, error) {
+// reconcileSecretKey keeps the SECRET_KEY Secret: it takes the rotation step that is due, otherwise re-applies
+// the keys as they are, and generates a key only when there is none.
+func (r *PackNowAppReconciler) reconcileSecretKey(ctx context.Context, app *packnowv1alpha1.PackNowApp) (secretKeyState, keyRotation, error) {
 	name := secretKeySecretName(app)
 	live := &corev1.Secret{}
 	found, err := r.getGenerated(ctx, app, name, live)
 	if err != nil {
-		return secretKeyState{}, err
+		return secretKeyState{}, keyRotation{}, err
 	}
 	state, ok := secretKeyState{}, false
 	if found {
 		state, ok = secretKeyStateFrom(live)
 	}
-	if !ok {
-		if state, err = newSecretKeyState(app.Spec.SecretKey.Length, r.Clock.Now()); err != nil {
-			return secretKeyState{}, err
-		}
-		if app.Status.Secrets.SecretKey == name {
-			r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "SecretKeyRegenerated", "Generate",
-				"Secret %s was deleted or lost %s: generated a new signing key; tokens signed with the old key "+
-					"no longer verify, so users must sign in again", name, "SECRET_KEY")
-		}
+	if ok {
+		return r.rotateSecretKey(ctx, app, live, state)
+	}
+	// A new key, also in the middle of a rotation: the key set is lost with the Secret.
+	if state, err = newSecretKeyState(app.Spec.SecretKey.Length, r.Clock.Now(), app.Annotations[AnnotationRotateSecretKey]); err != nil {
+		return secretKeyState{}, keyRotation{}, err
+	}
+	if app.Status.Secrets.SecretKey == name {
+		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "SecretKeyRegenerated", "Generate",
+			"Secret %s was deleted or lost %s: generated a new signing key; tokens signed with the old key "+
+				"no longer verify, so users must sign in again", name, "SECRET_KEY")
 	}
 	_, err = applyIfChanged(ctx, r, app, live, found, desiredSecretKeySecret(app, state), corev1ac.ExtractSecret)
-	return state, err
+	return state, keyRotation{plan: planRotation(state, rotationPolicyOf(app), false)}, err
 }
 
 // reconcileCredential provides one credential Secret and returns its connection URL. With an existingSecret it

@@ -33,6 +33,8 @@ type observation struct {
 	applyError string
 	// secretKey is the signing key's state; nil when it could not be read or generated.
 	secretKey *secretKeyState
+	// keyRotation is where the key's rotation stands, valid when secretKey is set.
+	keyRotation keyRotation
 	// postgresSecret and redisSecret are the Secrets holding the connection URLs.
 	postgresSecret string
 	redisSecret    string
@@ -62,6 +64,7 @@ func desiredStatus(app *packnowv1alpha1.PackNowApp, obs observation) packnowv1al
 	}
 	if obs.secretKey != nil {
 		status.SecretKey = secretKeyStatus(app, *obs.secretKey)
+		meta.SetStatusCondition(&status.Conditions, keyRotationCondition(app, *obs.secretKey, obs.keyRotation))
 	}
 	status.URL = serviceURL(app)
 

@@ -40,6 +40,8 @@ const testImage = "packnow-api:test"
 // namespaces.
 type suite struct {
 	apiServer *testenv.APIServer
+	// operator is the configuration of the operator's user, for further managers.
+	operator *rest.Config
 	// k8s is the tests' own client, uncached and not counted.
 	k8s client.Client
 	// cache is the manager's.
@@ -104,9 +106,10 @@ func startSuite() (*suite, error) {
 		_ = srv.Stop()
 		return nil, err
 	}
+	s.operator = operator
 	mgr, err := ctrl.NewManager(operator, ctrl.Options{
 		Scheme:                 testenv.Scheme(),
-		Cache:                  controllers.CacheOptions(),
+		Cache:                  appsWithout(testManagerLabel),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		NewClient:              s.countingClient,
