@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/packnow/packnow-operator/app/internal/api"
+	"github.com/packnow/packnow-operator/app/internal/audit"
 	"github.com/packnow/packnow-operator/app/internal/config"
 	"github.com/packnow/packnow-operator/app/internal/store"
 	"github.com/packnow/packnow-operator/app/internal/token"
@@ -28,6 +29,9 @@ import (
 // shutdownGrace is how long in-flight requests get after SIGTERM; Kubernetes allows 30 s
 // before it kills the pod.
 const shutdownGrace = 20 * time.Second
+
+// auditRetentionInterval is how often audit entries past AUDIT_RETENTION_DAYS are deleted.
+const auditRetentionInterval = time.Hour
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -83,16 +87,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		// go-redis errors may quote the URL, password included.
 		return errors.New("REDIS_URL: cannot be parsed as a Redis URL")
 	}
+	// Deadlines on request contexts must bound Redis calls; see api's redisTimeout.
+	redisOpts.ContextTimeoutEnabled = true
 	rdb := redis.NewClient(redisOpts)
 	defer rdb.Close()
 
+	st := store.New(pool)
+	auditLog := audit.NewWriter(st, logger, cfg.AuditQueueSize)
+	retentionCtx, stopRetention := context.WithCancel(context.Background())
+	retentionDone := make(chan struct{})
+	go func() {
+		defer close(retentionDone)
+		audit.RunRetention(retentionCtx, st, cfg.AuditRetention, auditRetentionInterval, logger)
+	}()
+	defer func() {
+		stopRetention()
+		<-retentionDone
+	}()
+
 	handler := api.NewServer(api.Deps{
-		Store:      store.New(pool),
-		Redis:      rdb,
-		Tokens:     tokens,
-		Logger:     logger,
-		BcryptCost: cfg.BcryptCost,
-		Debug:      cfg.Debug,
+		Store:  st,
+		Redis:  rdb,
+		Tokens: tokens,
+		Audit:  auditLog,
+		Logger: logger,
+		Config: cfg,
 	})
 	srv := &http.Server{
 		Addr:              cfg.ListenAddr,
@@ -120,8 +139,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	shutdownErr := srv.Shutdown(shutdownCtx)
+	// The audit writer outlives the last request, so that nothing a request recorded is lost.
+	if err := auditLog.Close(shutdownCtx); err != nil {
+		shutdownErr = errors.Join(shutdownErr, fmt.Errorf("flush audit log: %w", err))
+	}
+	if shutdownErr != nil {
+		return fmt.Errorf("shutdown: %w", shutdownErr)
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ func TestLoadAppliesDefaults(t *testing.T) {
 	}
 	if c.AccessTokenTTL != 15*time.Minute || c.RefreshTokenTTL != 7*24*time.Hour || c.Algorithm != "HS256" ||
 		c.BcryptCost != 12 || c.ListenAddr != ":8000" || c.LogLevel != slog.LevelInfo || c.Debug ||
-		c.LockoutThreshold != 5 || c.LockoutDuration != 15*time.Minute || c.RateLimitPerMinute != 60 ||
+		c.LockoutThreshold != 5 || c.LockoutDuration != 15*time.Minute || c.RateLimit.PerMinute != 60 ||
 		c.DatabaseMaxConns != 10 {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
