@@ -381,3 +381,22 @@ func (e *env) doRaw(method, path, contentType, body string) response {
 	e.handler.ServeHTTP(rec, req)
 	return response{t: e.t, Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
 }
+
+// send serves a prepared request, from the env's client address unless the request has one.
+func (e *env) send(req *http.Request) response {
+	e.t.Helper()
+	if req.RemoteAddr == "192.0.2.1:1234" { // httptest.NewRequest's default
+		req.RemoteAddr = e.remoteAddr
+	}
+	rec := httptest.NewRecorder()
+	e.handler.ServeHTTP(rec, req)
+	return response{t: e.t, Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+}
+
+// flushAudit waits until every audit event recorded so far is in the database.
+func (e *env) flushAudit() {
+	e.t.Helper()
+	if err := e.audit.Flush(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+}
