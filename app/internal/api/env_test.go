@@ -3,12 +3,14 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -399,4 +401,21 @@ func (e *env) flushAudit() {
 	if err := e.audit.Flush(context.Background()); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+func jsonUnmarshalBase64(segment string, v any) error {
+	data, err := base64.RawURLEncoding.DecodeString(segment)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+func mustUnescape(t *testing.T, path string) string {
+	t.Helper()
+	p, err := url.PathUnescape(path)
+	if err != nil {
+		return path
+	}
+	return p
 }
