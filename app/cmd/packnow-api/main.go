@@ -128,6 +128,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	logger.Info("serving", "addr", listener.Addr().String(), "debug", cfg.Debug, "signing_kid", ring.Signing().ID)
+	if len(cfg.AllowedHosts) == 0 {
+		logger.Warn("ALLOWED_HOSTS is empty: any Host header is accepted")
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(listener) }()

@@ -41,7 +41,7 @@ func newMetrics() *metrics {
 		}, []string{"method", "route"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "packnow_logins_total",
-			Help: "Login attempts by outcome (success, invalid_credentials, invalid_request).",
+			Help: "Login attempts by outcome (success, invalid_credentials, invalid_request, locked).",
 		}, []string{"outcome"}),
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.logins,
