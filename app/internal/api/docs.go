@@ -26,7 +26,8 @@ func (s *server) openAPI(w http.ResponseWriter, r *http.Request) error {
 
 type docOperation struct {
 	Method, Path, Summary, Description string
-	Public                             bool
+	// Public operations override the document's bearer requirement with "security": [].
+	Public bool
 }
 
 type docPage struct {
@@ -71,7 +72,7 @@ var docsPage, docsCSP = func() ([]byte, string) {
 	for path, ops := range doc.Paths {
 		for method, op := range ops {
 			page.Operations = append(page.Operations, docOperation{Method: strings.ToUpper(method), Path: path,
-				Summary: op.Summary, Description: op.Description, Public: op.Security != nil && len(op.Security) == 0})
+				Summary: op.Summary, Description: op.Description, Public: op.Security != nil})
 		}
 	}
 	slices.SortFunc(page.Operations, func(a, b docOperation) int {

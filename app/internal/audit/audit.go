@@ -15,21 +15,25 @@ import (
 
 // Actions recorded.
 const (
-	Register        = "register"
-	LoginSuccess    = "login_success"
-	LoginFailure    = "login_failure"
-	Lockout         = "lockout"
-	Logout          = "logout"
-	Refresh         = "refresh"
-	RefreshReuse    = "refresh_reuse_detected"
-	PasswordChange  = "password_change"
-	OrderCreated    = "order_created"
-	OrderAccepted   = "order_accepted"
-	OrderCompleted  = "order_completed"
-	OrderCancelled  = "order_cancelled"
-	Export          = "export"
-	Deletion        = "deletion"
-	RateLimitHit    = "rate_limit_hit"
+	Register       = "register"
+	LoginSuccess   = "login_success"
+	LoginFailure   = "login_failure"
+	Lockout        = "lockout"
+	Logout         = "logout"
+	Refresh        = "refresh"
+	RefreshReuse   = "refresh_reuse_detected"
+	PasswordChange = "password_change"
+	OrderCreated   = "order_created"
+	OrderAccepted  = "order_accepted"
+	OrderCompleted = "order_completed"
+	OrderCancelled = "order_cancelled"
+	Export         = "export"
+	Deletion       = "deletion"
+	RateLimitHit   = "rate_limit_hit"
+)
+
+const (
+	// maxBatch bounds one COPY; under load the queue drains in batches of this size.
 	maxBatch        = 500
 	writeTimeout    = 10 * time.Second
 	dropLogInterval = time.Minute

@@ -22,12 +22,12 @@ type AuditEntry struct {
 func (s *Store) InsertAudit(ctx context.Context, entries []AuditEntry) error {
 	rows := make([][]any, 0, len(entries))
 	for _, e := range entries {
-		meta, err := json.Marshal(e.Metadata)
-		if err != nil {
-			return err
-		}
-		if e.Metadata == nil {
-			meta = []byte("{}")
+		meta := []byte("{}")
+		if e.Metadata != nil {
+			var err error
+			if meta, err = json.Marshal(e.Metadata); err != nil {
+				return err
+			}
 		}
 		var user, ip any
 		if e.UserID != "" {
