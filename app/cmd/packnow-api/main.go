@@ -21,6 +21,7 @@ import (
 	"github.com/packnow/packnow-operator/app/internal/api"
 	"github.com/packnow/packnow-operator/app/internal/audit"
 	"github.com/packnow/packnow-operator/app/internal/config"
+	"github.com/packnow/packnow-operator/app/internal/ratelog"
 	"github.com/packnow/packnow-operator/app/internal/store"
 	"github.com/packnow/packnow-operator/app/internal/token"
 	"github.com/packnow/packnow-operator/app/keyring"
@@ -39,6 +40,19 @@ func main() {
 	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+}
+
+// redisLogger puts go-redis's own messages in the JSON log, at most one a minute: while Redis is
+// down it would write a line per request, and the API reports the outage itself.
+type redisLogger struct {
+	logger *slog.Logger
+	every  *ratelog.Every
+}
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if ok, suppressed := l.every.Allow(); ok {
+		l.logger.WarnContext(ctx, fmt.Sprintf(format, v...), "messages_since_last_report", suppressed)
 	}
 }
 
@@ -89,6 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	// Deadlines on request contexts must bound Redis calls; see api's redisTimeout.
 	redisOpts.ContextTimeoutEnabled = true
+	redis.SetLogger(redisLogger{logger: logger, every: ratelog.New(time.Minute)})
 	rdb := redis.NewClient(redisOpts)
 	defer rdb.Close()
 

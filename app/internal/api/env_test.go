@@ -41,7 +41,13 @@ func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
 }
 
+// quietRedis drops go-redis's own messages: the outage tests would print one per request.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
 func runTests(m *testing.M) int {
+	redis.SetLogger(quietRedis{})
 	var err error
 	postgres, err = testenv.NewPostgres()
 	if err != nil {
@@ -119,7 +125,14 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-var envCounter atomic.Int64
+var ipCounter atomic.Int64
+
+// uniqueIP returns an address no other test (or rerun, with -count) uses, from 100.64.0.0/10, so
+// that rate-limit budgets in the shared Redis are never shared by accident.
+func uniqueIP() string {
+	n := ipCounter.Add(1)
+	return fmt.Sprintf("100.%d.%d.%d", 64+(n>>16)&63, (n>>8)&255, n&255)
+}
 
 // testEnvironment is the environment of every test server: what the operator passes, with
 // limits high enough that tests about other things never meet them.
@@ -175,9 +188,8 @@ func newEnvWith(t *testing.T, o options) *env {
 			t.Error(err)
 		}
 	})
-	n := envCounter.Add(1)
 	e := &env{t: t, pool: pool, redis: rdb, audit: w, cfg: cfg, logs: logs, gate: o.gate,
-		remoteAddr: fmt.Sprintf("192.0.2.%d:%d", n%250+1, 40000+n)}
+		remoteAddr: uniqueIP() + ":40000"}
 	e.handler = e.serverWithKeys(keyring.Set{Current: secretKey})
 	return e
 }

@@ -52,7 +52,7 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 		{"method not allowed", httptest.NewRequest("PUT", "http://api.example/api/v1/auth/login", nil), http.StatusMethodNotAllowed},
 		{"unauthorized", get("/api/v1/users/me", "not-a-token"), http.StatusUnauthorized},
 		{"validation", post("/api/v1/auth/login", `{"phone":"x","password":""}`), http.StatusUnprocessableEntity},
-		{"rate limited", post("/api/v1/auth/login", `{"phone":"+14155550000","password":"x"}`), http.StatusTooManyRequests},
+		{"rate limited", post("/api/v1/auth/login", `{"phone":"`+newPhone()+`","password":"x"}`), http.StatusTooManyRequests},
 		{"bad host", badHost, http.StatusBadRequest},
 		{"preflight", preflight, http.StatusNoContent},
 		{"health", get("/healthz", ""), http.StatusOK},

@@ -96,25 +96,27 @@ func TestRateLimitKeysOnTheClientFingerprint(t *testing.T) {
 			t.Fatalf("%s %s %s: third request got %d, want 429", remote, userAgent, forwardedFor, code)
 		}
 	}
-	exhaust("198.51.100.1:1000", "app/1.0", "")
+	client, otherClient, forged := uniqueIP(), uniqueIP(), uniqueIP()
+	exhaust(client+":1000", "app/1.0", "")
 	// Another User-Agent from the same address is another client.
-	exhaust("198.51.100.1:1000", "app/2.0", "")
+	exhaust(client+":1000", "app/2.0", "")
 	// Without trusted proxies, X-Forwarded-For is the client's own claim and changes nothing.
-	if code := request("198.51.100.1:1001", "app/1.0", "203.0.113.9"); code != http.StatusTooManyRequests {
+	if code := request(client+":1001", "app/1.0", forged); code != http.StatusTooManyRequests {
 		t.Fatalf("a forged X-Forwarded-For bought a fresh budget: %d", code)
 	}
 
 	limits["TRUSTED_PROXIES"] = "10.0.0.0/8"
 	e = newEnvWith(t, options{environment: limits})
 	// Behind a trusted proxy the client is the first untrusted address from the right.
-	exhaust("10.1.1.1:1000", "app/1.0", "203.0.113.9")
-	if code := request("10.2.2.2:1000", "app/1.0", "203.0.113.9, 10.3.3.3"); code != http.StatusTooManyRequests {
+	client, otherClient, forged = uniqueIP(), uniqueIP(), uniqueIP()
+	exhaust("10.1.1.1:1000", "app/1.0", client)
+	if code := request("10.2.2.2:1000", "app/1.0", client+", 10.3.3.3"); code != http.StatusTooManyRequests {
 		t.Fatalf("same client through two proxies: %d, want 429", code)
 	}
-	if code := request("10.1.1.1:1000", "app/1.0", "192.0.2.77, 203.0.113.9"); code != http.StatusTooManyRequests {
+	if code := request("10.1.1.1:1000", "app/1.0", forged+", "+client); code != http.StatusTooManyRequests {
 		t.Fatalf("an address the client put left of the proxy's entry counted: %d, want 429", code)
 	}
-	if code := request("10.1.1.1:1000", "app/1.0", "203.0.113.10"); code != http.StatusUnauthorized {
+	if code := request("10.1.1.1:1000", "app/1.0", otherClient); code != http.StatusUnauthorized {
 		t.Fatalf("another client behind the same proxy was refused: %d", code)
 	}
 }
@@ -128,7 +130,7 @@ func TestCredentialEndpointsHaveStricterLimitsPerIP(t *testing.T) {
 		path, body string
 		allowed    int
 	}{
-		{"/api/v1/auth/login", `{"phone":"+14155550000","password":"Wr0ng&Password"}`, 3},
+		{"/api/v1/auth/login", `{"phone":"` + newPhone() + `","password":"Wr0ng&Password"}`, 3},
 		{"/api/v1/auth/register", `{}`, 1},
 		{"/api/v1/auth/refresh", `{"refresh_token":"x"}`, 2},
 	} {
