@@ -216,3 +216,32 @@ func TestRequestLogHoldsNoSecrets(t *testing.T) {
 		t.Fatalf("%d request lines for 4 requests:\n%s", lines, logs)
 	}
 }
+
+// TestParallelGuessesCannotOutrunTheLockout sends many wrong passwords at once: attempts are
+// counted before passwords are checked, so exactly LOCKOUT_THRESHOLD get checked.
+func TestParallelGuessesCannotOutrunTheLockout(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, options{environment: map[string]string{"LOCKOUT_THRESHOLD": "3"}})
+	u := e.register("user")
+	codes := make([]int, 20)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Go(func() {
+			codes[i] = e.do("POST", "/api/v1/auth/login", "", map[string]string{"phone": u.Phone, "password": "Wr0ng&Password"}).Code
+		})
+	}
+	wg.Wait()
+	checked := 0
+	for _, c := range codes {
+		switch c {
+		case http.StatusUnauthorized:
+			checked++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("statuses %v", codes)
+		}
+	}
+	if checked != 3 {
+		t.Fatalf("%d passwords checked, want 3: %v", checked, codes)
+	}
+}

@@ -123,7 +123,7 @@ func tokenView(p token.Pair) tokenResponse {
 }
 
 // login answers an unknown phone and a wrong password the same way, after the same bcrypt
-// work, so that it does not reveal which phone numbers have accounts. Failures count towards a
+// work, so that it does not reveal which phone numbers have accounts. Attempts count towards a
 // lockout of the phone number, known or not; while it lasts no password is even checked.
 func (s *server) login(w http.ResponseWriter, r *http.Request) error {
 	var req loginRequest
@@ -144,7 +144,7 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	lockKey := s.keyedHash("phone", phone)
-	locked, err := s.lockout.lockedFor(r.Context(), lockKey)
+	attempt, locked, err := s.lockout.attempt(r.Context(), lockKey)
 	if err != nil && !s.redisFailure(r, "lockout", err) {
 		return errRedisUnavailable
 	}
@@ -174,7 +174,7 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) error {
 			reason = "unknown_phone"
 		}
 		s.record(r, audit.LoginFailure, u.ID, map[string]any{"reason": reason})
-		lockedNow, err := s.lockout.fail(r.Context(), lockKey)
+		lockedNow, err := s.lockout.failed(r.Context(), lockKey, attempt)
 		if err != nil && !s.redisFailure(r, "lockout", err) {
 			return errRedisUnavailable
 		}

@@ -2,13 +2,12 @@ package api
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// lockout counts failed logins per phone number in Redis, so that all replicas share the count.
+// lockout counts login attempts per phone number in Redis, so that all replicas share the count.
 // It keys on the number asked for, whether or not an account has it: an unknown number locks
 // exactly like a real one, so a lock says nothing about which numbers are registered.
 type lockout struct {
@@ -21,44 +20,49 @@ func newLockout(rdb *redis.Client, threshold int, duration time.Duration) *locko
 	return &lockout{redis: rdb, threshold: threshold, duration: duration}
 }
 
-// countFailure adds a failure. The count lives for the lockout duration from the first failure;
-// the failure that reaches the threshold restarts that clock, so a lock always lasts the full
-// duration and then lifts by itself when the key expires.
-var countFailure = redis.NewScript(`
+// countAttempt counts an attempt before its password is checked, so that guesses sent in
+// parallel cannot slip past the threshold between a check and a count. The count lives for the
+// lockout duration from the first attempt. It returns the attempt's number and, once past the
+// threshold, the milliseconds the lock has left.
+var countAttempt = redis.NewScript(`
 local n = redis.call('INCR', KEYS[1])
-if n == 1 or n == tonumber(ARGV[2]) then
+if n == 1 then
 	redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
-return n
+if n > tonumber(ARGV[2]) then
+	return {n, redis.call('PTTL', KEYS[1])}
+end
+return {n, 0}
 `)
 
-// lockedFor returns how long the account under key stays locked; zero when it is not.
-func (l *lockout) lockedFor(ctx context.Context, key string) (time.Duration, error) {
+// attempt counts a login attempt and returns its number and how long the phone number under key
+// stays locked: zero when this attempt may go ahead.
+func (l *lockout) attempt(ctx context.Context, key string) (n int64, locked time.Duration, err error) {
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
-	n, err := l.redis.Get(ctx, "lockout:"+key).Int()
-	if errors.Is(err, redis.Nil) || (err == nil && n < l.threshold) {
-		return 0, nil
-	}
+	res, err := countAttempt.Run(ctx, l.redis, []string{"lockout:" + key}, l.duration.Milliseconds(), l.threshold).Int64Slice()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	ttl, err := l.redis.PTTL(ctx, "lockout:"+key).Result()
-	if err != nil || ttl <= 0 {
-		return 0, err
+	if res[0] <= int64(l.threshold) {
+		return res[0], 0, nil
 	}
-	return ttl, nil
+	return res[0], max(time.Duration(res[1])*time.Millisecond, time.Second), nil
 }
 
-// fail records a failed login and reports whether it locked the account.
-func (l *lockout) fail(ctx context.Context, key string) (lockedNow bool, err error) {
+// failed reports whether attempt n, which failed, locks the phone number. The attempt that
+// reaches the threshold restarts the clock, so a lock lasts the full duration and then lifts by
+// itself when the key expires.
+func (l *lockout) failed(ctx context.Context, key string, n int64) (lockedNow bool, err error) {
+	if n != int64(l.threshold) {
+		return false, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
-	n, err := countFailure.Run(ctx, l.redis, []string{"lockout:" + key}, l.duration.Milliseconds(), l.threshold).Int()
-	return n == l.threshold, err
+	return true, l.redis.PExpire(ctx, "lockout:"+key, l.duration).Err()
 }
 
-// reset forgets the failures after a successful login.
+// reset forgets the attempts after a successful login.
 func (l *lockout) reset(ctx context.Context, key string) error {
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
