@@ -85,11 +85,18 @@ func TestBcryptWorkIsBounded(t *testing.T) {
 	e.login(u.Phone, password)
 	gate.Release()
 
-	// Many logins at once: each either succeeds or is told to come back; none fails otherwise.
+	// Many logins at once, of different accounts (one account's attempts in flight would count
+	// towards its lockout): each succeeds or is told to come back; none fails otherwise.
+	users := make([]user, 20)
+	for i := range users {
+		users[i] = e.register("user")
+	}
 	var wg sync.WaitGroup
-	codes := make([]int, 20)
-	for i := range codes {
-		wg.Go(func() { codes[i] = e.do("POST", "/api/v1/auth/login", "", login).Code })
+	codes := make([]int, len(users))
+	for i, u := range users {
+		wg.Go(func() {
+			codes[i] = e.do("POST", "/api/v1/auth/login", "", map[string]string{"phone": u.Phone, "password": password}).Code
+		})
 	}
 	wg.Wait()
 	for _, c := range codes {
