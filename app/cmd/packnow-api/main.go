@@ -19,7 +19,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/packnow/packnow-operator/app/internal/api"
+	"github.com/packnow/packnow-operator/app/internal/audit"
 	"github.com/packnow/packnow-operator/app/internal/config"
+	"github.com/packnow/packnow-operator/app/internal/ratelog"
 	"github.com/packnow/packnow-operator/app/internal/store"
 	"github.com/packnow/packnow-operator/app/internal/token"
 	"github.com/packnow/packnow-operator/app/keyring"
@@ -32,12 +34,28 @@ const shutdownGrace = 20 * time.Second
 // version is the API's release, set by release builds with -ldflags "-X main.version=...".
 var version = "dev"
 
+// auditRetentionInterval is how often audit entries past AUDIT_RETENTION_DAYS are deleted.
+const auditRetentionInterval = time.Hour
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+}
+
+// redisLogger puts go-redis's own messages in the JSON log, at most one a minute: while Redis is
+// down it would write a line per request, and the API reports the outage itself.
+type redisLogger struct {
+	logger *slog.Logger
+	every  *ratelog.Every
+}
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if ok, suppressed := l.every.Allow(); ok {
+		l.logger.WarnContext(ctx, fmt.Sprintf(format, v...), "messages_since_last_report", suppressed)
 	}
 }
 
@@ -92,16 +110,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		// go-redis errors may quote the URL, password included.
 		return errors.New("REDIS_URL: cannot be parsed as a Redis URL")
 	}
+	// Deadlines on request contexts must bound Redis calls; see api's redisTimeout.
+	redisOpts.ContextTimeoutEnabled = true
+	redis.SetLogger(redisLogger{logger: logger, every: ratelog.New(time.Minute)})
 	rdb := redis.NewClient(redisOpts)
 	defer rdb.Close()
 
+	st := store.New(pool)
+	auditLog := audit.NewWriter(st, logger, cfg.AuditQueueSize)
+	retentionCtx, stopRetention := context.WithCancel(context.Background())
+	retentionDone := make(chan struct{})
+	go func() {
+		defer close(retentionDone)
+		audit.RunRetention(retentionCtx, st, cfg.AuditRetention, auditRetentionInterval, logger)
+	}()
+	defer func() {
+		stopRetention()
+		<-retentionDone
+	}()
+
 	handler := api.NewServer(api.Deps{
-		Store:      store.New(pool),
-		Redis:      rdb,
-		Tokens:     tokens,
-		Logger:     logger,
-		BcryptCost: cfg.BcryptCost,
-		Debug:      cfg.Debug,
+		Store:  st,
+		Redis:  rdb,
+		Tokens: tokens,
+		Audit:  auditLog,
+		Logger: logger,
+		Config: cfg,
 	})
 	srv := &http.Server{
 		Addr:              cfg.ListenAddr,
@@ -118,6 +152,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	logger.Info("serving", "addr", listener.Addr().String(), "debug", cfg.Debug, "signing_kid", ring.Signing().ID)
+	if len(cfg.AllowedHosts) == 0 {
+		logger.Warn("ALLOWED_HOSTS is empty: any Host header is accepted")
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(listener) }()
@@ -129,8 +166,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	shutdownErr := srv.Shutdown(shutdownCtx)
+	// The audit writer outlives the last request, so that nothing a request recorded is lost.
+	if err := auditLog.Close(shutdownCtx); err != nil {
+		shutdownErr = errors.Join(shutdownErr, fmt.Errorf("flush audit log: %w", err))
+	}
+	if shutdownErr != nil {
+		return fmt.Errorf("shutdown: %w", shutdownErr)
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/packnow/packnow-operator/hack/testenv"
 )
 
@@ -62,9 +64,10 @@ func TestRunMigratesServesAndShutsDown(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
+	databaseURL := testenv.StartPostgres(t)
 	env := map[string]string{
 		"SECRET_KEY":   strings.Repeat("s", 64),
-		"DATABASE_URL": testenv.StartPostgres(t),
+		"DATABASE_URL": databaseURL,
 		"REDIS_URL":    testenv.StartRedis(t),
 		"LISTEN_ADDR":  addr,
 		"BCRYPT_COST":  "4",
@@ -110,5 +113,21 @@ func TestRunMigratesServesAndShutsDown(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"msg":"shutting down"`) {
 		t.Fatalf("no shutdown in the logs:\n%s", logs)
+	}
+	// Shutdown flushed the audit writer: the registration is on record.
+	conn, err := pgx.Connect(context.Background(), databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var registrations int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM audit_log WHERE action = 'register'`).Scan(&registrations); err != nil {
+		t.Fatal(err)
+	}
+	if registrations != 1 {
+		t.Fatalf("%d register audit rows after shutdown, want 1", registrations)
+	}
+	if !strings.Contains(logs.String(), `"msg":"request"`) || !strings.Contains(logs.String(), `"route":"POST /api/v1/auth/register"`) {
+		t.Fatalf("no request log line:\n%s", logs)
 	}
 }

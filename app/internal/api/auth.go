@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/packnow/packnow-operator/app/internal/audit"
 	"github.com/packnow/packnow-operator/app/internal/credentials"
 	"github.com/packnow/packnow-operator/app/internal/store"
 	"github.com/packnow/packnow-operator/app/internal/token"
@@ -84,7 +85,7 @@ func (s *server) register(w http.ResponseWriter, r *http.Request) error {
 	if err := fields.err(); err != nil {
 		return err
 	}
-	hash, err := credentials.HashPassword(req.Password, s.bcryptCost)
+	hash, err := s.hashPassword(r.Context(), req.Password)
 	if err != nil {
 		return err
 	}
@@ -95,6 +96,7 @@ func (s *server) register(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.record(r, audit.Register, u.ID, map[string]any{"role": string(u.Role)})
 	writeJSON(w, http.StatusCreated, userView(u))
 	return nil
 }
@@ -121,7 +123,8 @@ func tokenView(p token.Pair) tokenResponse {
 }
 
 // login answers an unknown phone and a wrong password the same way, after the same bcrypt
-// work, so that it does not reveal which phone numbers have accounts.
+// work, so that it does not reveal which phone numbers have accounts. Attempts count towards a
+// lockout of the phone number, known or not; while it lasts no password is even checked.
 func (s *server) login(w http.ResponseWriter, r *http.Request) error {
 	var req loginRequest
 	if err := decodeJSON(w, r, &req); err != nil {
@@ -140,25 +143,76 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) error {
 		s.metrics.logins.WithLabelValues("invalid_request").Inc()
 		return err
 	}
+	lockKey := s.keyedHash("phone", phone)
+	attempt, locked, err := s.lockout.attempt(r.Context(), lockKey)
+	if err != nil && !s.redisFailure(r, "lockout", err) {
+		return errRedisUnavailable
+	}
+	if locked > 0 {
+		s.metrics.logins.WithLabelValues("locked").Inc()
+		s.record(r, audit.LoginFailure, "", map[string]any{"reason": "locked"})
+		return &Error{Status: http.StatusTooManyRequests, Code: "account_locked",
+			Message: "too many failed logins; try again later", RetryAfter: ceilSeconds(locked)}
+	}
 	u, err := s.store.UserByPhone(r.Context(), phone)
+	known := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	hash := u.PasswordHash
-	if err != nil {
+	if !known {
 		hash = s.dummyHash
 	}
-	if !credentials.PasswordMatches(hash, req.Password) || err != nil {
+	matches, err := s.passwordMatches(r.Context(), hash, req.Password)
+	if err != nil {
+		return err
+	}
+	if !matches || !known {
 		s.metrics.logins.WithLabelValues("invalid_credentials").Inc()
+		reason := "wrong_password"
+		if !known {
+			reason = "unknown_phone"
+		}
+		s.record(r, audit.LoginFailure, u.ID, map[string]any{"reason": reason})
+		lockedNow, err := s.lockout.failed(r.Context(), lockKey, attempt)
+		if err != nil && !s.redisFailure(r, "lockout", err) {
+			return errRedisUnavailable
+		}
+		if lockedNow {
+			s.record(r, audit.Lockout, u.ID, map[string]any{"duration_seconds": int(s.cfg.LockoutDuration.Seconds())})
+		}
 		return errBadLogin
+	}
+	if err := s.lockout.reset(r.Context(), lockKey); err != nil && !s.redisFailure(r, "lockout", err) {
+		return errRedisUnavailable
 	}
 	pair, err := s.startSession(r.Context(), u.ID)
 	if err != nil {
 		return err
 	}
 	s.metrics.logins.WithLabelValues("success").Inc()
+	s.record(r, audit.LoginSuccess, u.ID, nil)
+	noCompression(w)
 	writeJSON(w, http.StatusOK, tokenView(pair))
 	return nil
+}
+
+// passwordMatches checks a password within the bcrypt gate.
+func (s *server) passwordMatches(ctx context.Context, hash, password string) (bool, error) {
+	ok, err := s.bcrypt.Matches(ctx, hash, password)
+	if errors.Is(err, credentials.ErrBusy) {
+		return false, errBusy
+	}
+	return ok, err
+}
+
+// hashPassword hashes a password within the bcrypt gate.
+func (s *server) hashPassword(ctx context.Context, password string) (string, error) {
+	hash, err := s.bcrypt.Hash(ctx, password, s.cfg.BcryptCost)
+	if errors.Is(err, credentials.ErrBusy) {
+		return "", errBusy
+	}
+	return hash, err
 }
 
 func (s *server) startSession(ctx context.Context, userID string) (token.Pair, error) {
@@ -198,6 +252,7 @@ func (s *server) refresh(w http.ResponseWriter, r *http.Request) error {
 	err = s.store.RotateRefresh(r.Context(), claims.SessionID, token.Hash(req.RefreshToken), token.Hash(pair.Refresh), pair.RefreshExpiresAt)
 	if errors.Is(err, store.ErrRefreshReused) {
 		s.logger.WarnContext(r.Context(), "refresh token reused; session revoked", "user_id", claims.Subject)
+		s.record(r, audit.RefreshReuse, claims.Subject, nil)
 		return errUnauthorized
 	}
 	if errors.Is(err, store.ErrNotFound) {
@@ -206,6 +261,8 @@ func (s *server) refresh(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.record(r, audit.Refresh, claims.Subject, nil)
+	noCompression(w)
 	writeJSON(w, http.StatusOK, tokenView(pair))
 	return nil
 }
@@ -214,6 +271,7 @@ func (s *server) logout(w http.ResponseWriter, r *http.Request, p store.Principa
 	if err := s.store.RevokeSession(r.Context(), p.SessionID); err != nil {
 		return err
 	}
+	s.record(r, audit.Logout, p.UserID, nil)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -3,23 +3,28 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/packnow/packnow-operator/app/internal/api"
+	"github.com/packnow/packnow-operator/app/internal/audit"
+	"github.com/packnow/packnow-operator/app/internal/config"
+	"github.com/packnow/packnow-operator/app/internal/credentials"
 	"github.com/packnow/packnow-operator/app/internal/store"
 	"github.com/packnow/packnow-operator/app/internal/token"
 	"github.com/packnow/packnow-operator/app/keyring"
@@ -36,7 +41,13 @@ func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
 }
 
+// quietRedis drops go-redis's own messages: the outage tests would print one per request.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
 func runTests(m *testing.M) int {
+	redis.SetLogger(quietRedis{})
 	var err error
 	postgres, err = testenv.NewPostgres()
 	if err != nil {
@@ -79,12 +90,68 @@ type env struct {
 	handler http.Handler
 	pool    *pgxpool.Pool
 	redis   *redis.Client
-	debug   bool
+	audit   *audit.Writer
+	cfg     config.Config
+	logs    *syncBuffer
+	gate    *credentials.Gate
+	// remoteAddr is the socket peer of requests; each env has its own, so that tests sharing
+	// the package's Redis never share a rate-limit budget.
+	remoteAddr string
 }
 
 type options struct {
 	debug    bool
 	redisURL string
+	// environment overrides the test defaults, as the operator's env would.
+	environment map[string]string
+	gate        *credentials.Gate
+}
+
+// syncBuffer collects a server's log lines while handlers write them.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var ipCounter atomic.Int64
+
+// uniqueIP returns an address no other test (or rerun, with -count) uses, from 100.64.0.0/10, so
+// that rate-limit budgets in the shared Redis are never shared by accident.
+func uniqueIP() string {
+	n := ipCounter.Add(1)
+	return fmt.Sprintf("100.%d.%d.%d", 64+(n>>16)&63, (n>>8)&255, n&255)
+}
+
+// testEnvironment is the environment of every test server: what the operator passes, with
+// limits high enough that tests about other things never meet them.
+func testEnvironment(o options) map[string]string {
+	m := map[string]string{
+		"SECRET_KEY":                     secretKey,
+		"DATABASE_URL":                   "postgres://unused",
+		"REDIS_URL":                      "redis://unused",
+		"BCRYPT_COST":                    "4",
+		"RATE_LIMIT_PER_MINUTE":          "100000",
+		"RATE_LIMIT_LOGIN_PER_MINUTE":    "100000",
+		"RATE_LIMIT_REGISTER_PER_MINUTE": "100000",
+		"RATE_LIMIT_REFRESH_PER_MINUTE":  "100000",
+		"DEBUG":                          fmt.Sprint(o.debug),
+	}
+	for k, v := range o.environment {
+		m[k] = v
+	}
+	return m
 }
 
 func newEnv(t *testing.T) *env {
@@ -106,9 +173,23 @@ func newEnvWith(t *testing.T, o options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	redisOpts.ContextTimeoutEnabled = true
 	rdb := redis.NewClient(redisOpts)
 	t.Cleanup(func() { rdb.Close() })
-	e := &env{t: t, pool: pool, redis: rdb, debug: o.debug}
+	vars := testEnvironment(o)
+	cfg, err := config.Load(func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	w := audit.NewWriter(store.New(pool), slog.New(slog.NewJSONHandler(logs, nil)), cfg.AuditQueueSize)
+	t.Cleanup(func() {
+		if err := w.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	e := &env{t: t, pool: pool, redis: rdb, audit: w, cfg: cfg, logs: logs, gate: o.gate,
+		remoteAddr: uniqueIP() + ":40000"}
 	e.handler = e.serverWithKeys(keyring.Set{Current: secretKey})
 	return e
 }
@@ -125,10 +206,11 @@ func (e *env) serverWithKeys(keys keyring.Set) http.Handler {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	cfg := e.cfg
+	cfg.Keys = keys
 	return api.NewServer(api.Deps{
-		Store: store.New(e.pool), Redis: e.redis, Tokens: tokens,
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		BcryptCost: bcrypt.MinCost, Debug: e.debug,
+		Store: store.New(e.pool), Redis: e.redis, Tokens: tokens, Audit: e.audit,
+		Logger: slog.New(slog.NewJSONHandler(e.logs, nil)), Config: cfg, BcryptGate: e.gate,
 	})
 }
 
@@ -204,6 +286,7 @@ func (e *env) do(method, path, accessToken string, body any) response {
 		reader = bytes.NewReader(data)
 	}
 	req := httptest.NewRequest(method, path, reader)
+	req.RemoteAddr = e.remoteAddr
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -306,8 +389,45 @@ func (e *env) acceptedOrder(owner, packer actor) order {
 func (e *env) doRaw(method, path, contentType, body string) response {
 	e.t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.RemoteAddr = e.remoteAddr
 	req.Header.Set("Content-Type", contentType)
 	rec := httptest.NewRecorder()
 	e.handler.ServeHTTP(rec, req)
 	return response{t: e.t, Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+}
+
+// send serves a prepared request, from the env's client address unless the request has one.
+func (e *env) send(req *http.Request) response {
+	e.t.Helper()
+	if req.RemoteAddr == "192.0.2.1:1234" { // httptest.NewRequest's default
+		req.RemoteAddr = e.remoteAddr
+	}
+	rec := httptest.NewRecorder()
+	e.handler.ServeHTTP(rec, req)
+	return response{t: e.t, Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+}
+
+// flushAudit waits until every audit event recorded so far is in the database.
+func (e *env) flushAudit() {
+	e.t.Helper()
+	if err := e.audit.Flush(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func jsonUnmarshalBase64(segment string, v any) error {
+	data, err := base64.RawURLEncoding.DecodeString(segment)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+func mustUnescape(t *testing.T, path string) string {
+	t.Helper()
+	p, err := url.PathUnescape(path)
+	if err != nil {
+		return path
+	}
+	return p
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 )
 
 // Error is an error the client is meant to see. Handlers return it; writeError turns it, and
@@ -14,6 +15,8 @@ type Error struct {
 	Code    string
 	Message string
 	Fields  map[string]string
+	// RetryAfter, in seconds, is sent as Retry-After when positive.
+	RetryAfter int
 }
 
 func (e *Error) Error() string {
@@ -34,6 +37,7 @@ var (
 	errUnauthorized = &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "missing, invalid or expired token"}
 	errNotFound     = &Error{Status: http.StatusNotFound, Code: "not_found", Message: "not found"}
 	errBadLogin     = &Error{Status: http.StatusUnauthorized, Code: "invalid_credentials", Message: "phone number or password is incorrect"}
+	errBusy         = &Error{Status: http.StatusServiceUnavailable, Code: "busy", Message: "too many password checks in progress; retry shortly", RetryAfter: 1}
 )
 
 func forbidden(message string) *Error {
@@ -71,6 +75,9 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		if s.debug {
 			apiErr.Message = err.Error()
 		}
+	}
+	if apiErr.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(apiErr.RetryAfter))
 	}
 	if apiErr.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="packnow"`)

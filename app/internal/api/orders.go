@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/packnow/packnow-operator/app/internal/audit"
 	"github.com/packnow/packnow-operator/app/internal/store"
 )
 
@@ -114,6 +115,7 @@ func (s *server) createOrder(w http.ResponseWriter, r *http.Request, p store.Pri
 	if err != nil {
 		return err
 	}
+	s.record(r, audit.OrderCreated, p.UserID, map[string]any{"order_id": o.ID})
 	writeJSON(w, http.StatusCreated, orderView(o))
 	return nil
 }
@@ -237,6 +239,7 @@ type transition struct {
 	allowed   func(o store.Order, p store.Principal) bool
 	forbidden string
 	apply     func(st *store.Store, ctx context.Context, id, userID string) (store.Order, error)
+	action    string
 }
 
 var (
@@ -244,16 +247,19 @@ var (
 		allowed:   func(_ store.Order, p store.Principal) bool { return p.Role == store.RolePacker },
 		forbidden: "only packers can accept orders",
 		apply:     (*store.Store).AcceptOrder,
+		action:    audit.OrderAccepted,
 	}
 	completeOrder = transition{
 		allowed:   func(o store.Order, p store.Principal) bool { return o.PackerID != nil && *o.PackerID == p.UserID },
 		forbidden: "only the packer who accepted the order can complete it",
 		apply:     (*store.Store).CompleteOrder,
+		action:    audit.OrderCompleted,
 	}
 	cancelOrder = transition{
 		allowed:   func(o store.Order, p store.Principal) bool { return o.OwnerID == p.UserID },
 		forbidden: "only the order's owner can cancel it",
 		apply:     (*store.Store).CancelOrder,
+		action:    audit.OrderCancelled,
 	}
 )
 
@@ -274,6 +280,7 @@ func (s *server) transition(t transition) func(http.ResponseWriter, *http.Reques
 		if err != nil {
 			return err
 		}
+		s.record(r, t.action, p.UserID, map[string]any{"order_id": o.ID})
 		writeJSON(w, http.StatusOK, orderView(updated))
 		return nil
 	}

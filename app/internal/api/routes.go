@@ -2,11 +2,21 @@ package api
 
 import "net/http"
 
-// routes is the whole URL space of the API.
-func (s *server) routes(mux *http.ServeMux) {
+// router is where routes go: the mux, or a test that lists them.
+type router interface {
+	Handle(pattern string, handler http.Handler)
+}
+
+// routes is the whole URL space of the API. openapi.json documents each route.
+func (s *server) routes(mux router) {
 	mux.Handle("GET /healthz", s.handle(s.healthz))
 	mux.Handle("GET /readyz", s.handle(s.readyz))
 	mux.Handle("GET /metrics", s.metrics.handler())
+	// Production (DEBUG false) tells nobody how the API works.
+	if s.debug {
+		mux.Handle("GET /api/openapi.json", s.handle(s.openAPI))
+		mux.Handle("GET /api/docs", s.handle(s.docs))
+	}
 
 	mux.Handle("POST /api/v1/auth/register", s.handle(s.register))
 	mux.Handle("POST /api/v1/auth/login", s.handle(s.login))

@@ -78,8 +78,44 @@ func TestUnknownRoutesAndMethodsGetJSONErrors(t *testing.T) {
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		t.Fatalf("Content-Type %q", ct)
 	}
-	// API docs exist only in DEBUG mode, which issue 8 brings; until then they are not served.
-	e.do("GET", "/api/openapi.json", "", nil).wantError(http.StatusNotFound, "not_found")
+}
+
+func TestDocsOnlyInDebugMode(t *testing.T) {
+	t.Parallel()
+	production := newEnv(t)
+	for _, path := range []string{"/api/docs", "/api/openapi.json"} {
+		production.do("GET", path, "", nil).wantError(http.StatusNotFound, "not_found")
+	}
+
+	debug := newEnvWith(t, options{debug: true})
+	var doc struct {
+		OpenAPI string         `json:"openapi"`
+		Paths   map[string]any `json:"paths"`
+	}
+	r := debug.do("GET", "/api/openapi.json", "", nil).want(http.StatusOK)
+	r.decode(&doc)
+	if doc.OpenAPI == "" || doc.Paths["/api/v1/orders/{id}/accept"] == nil {
+		t.Fatalf("not the OpenAPI document: %.200s", r.Body)
+	}
+	page := debug.do("GET", "/api/docs", "", nil).want(http.StatusOK)
+	html := string(page.Body)
+	if ct := page.Header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	if !strings.Contains(html, "/api/v1/orders/{id}/accept") || !strings.Contains(html, "Log in") {
+		t.Fatalf("the page does not list the endpoints:\n%.500s", html)
+	}
+	// Nothing is loaded from anywhere: no scripts, no external references, and a CSP that
+	// allows only the page's own inline stylesheet.
+	for _, banned := range []string{"<script", "src=", "http://", "https://", "<link"} {
+		if strings.Contains(html, banned) {
+			t.Errorf("the docs page contains %q", banned)
+		}
+	}
+	csp := page.Header.Get("Content-Security-Policy")
+	if !strings.HasPrefix(csp, "default-src 'none'; style-src 'sha256-") || strings.Contains(csp, "script-src") {
+		t.Fatalf("docs CSP %q", csp)
+	}
 }
 
 func TestInternalErrorsStayInternalUnlessDebug(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/packnow/packnow-operator/app/internal/audit"
 	"github.com/packnow/packnow-operator/app/internal/credentials"
 	"github.com/packnow/packnow-operator/app/internal/store"
 )
@@ -75,11 +76,17 @@ func (s *server) updateMe(w http.ResponseWriter, r *http.Request, p store.Princi
 	if err != nil {
 		return err
 	}
-	if req.CurrentPassword != "" && !credentials.PasswordMatches(u.PasswordHash, req.CurrentPassword) {
-		return fieldErrors{"current_password": "is incorrect"}.err()
+	if req.CurrentPassword != "" {
+		ok, err := s.passwordMatches(r.Context(), u.PasswordHash, req.CurrentPassword)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fieldErrors{"current_password": "is incorrect"}.err()
+		}
 	}
 	if req.Password != nil {
-		hash, err := credentials.HashPassword(*req.Password, s.bcryptCost)
+		hash, err := s.hashPassword(r.Context(), *req.Password)
 		if err != nil {
 			return err
 		}
@@ -91,6 +98,9 @@ func (s *server) updateMe(w http.ResponseWriter, r *http.Request, p store.Princi
 	}
 	if err != nil {
 		return err
+	}
+	if req.Password != nil {
+		s.record(r, audit.PasswordChange, p.UserID, nil)
 	}
 	writeJSON(w, http.StatusOK, userView(u))
 	return nil
@@ -114,12 +124,17 @@ func (s *server) deleteMe(w http.ResponseWriter, r *http.Request, p store.Princi
 	if err != nil {
 		return err
 	}
-	if !credentials.PasswordMatches(u.PasswordHash, req.Password) {
+	ok, err := s.passwordMatches(r.Context(), u.PasswordHash, req.Password)
+	if err != nil {
+		return err
+	}
+	if !ok {
 		return fieldErrors{"password": "is incorrect"}.err()
 	}
 	if err := s.store.DeleteUser(r.Context(), p.UserID); err != nil {
 		return err
 	}
+	s.record(r, audit.Deletion, p.UserID, nil)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -131,15 +146,24 @@ type sessionResponse struct {
 	RevokedAt  *time.Time `json:"revoked_at"`
 }
 
+type auditResponse struct {
+	Action    string         `json:"action"`
+	IPAddress string         `json:"ip_address,omitempty"`
+	Timestamp time.Time      `json:"timestamp"`
+	Metadata  map[string]any `json:"metadata"`
+}
+
 type exportResponse struct {
 	ExportedAt time.Time         `json:"exported_at"`
 	User       userResponse      `json:"user"`
 	Orders     []orderResponse   `json:"orders"`
 	Sessions   []sessionResponse `json:"sessions"`
+	AuditLog   []auditResponse   `json:"audit_log"`
 }
 
 // exportMe returns everything stored about the caller except secrets (the password hash and
-// refresh-token hashes), which say nothing about them.
+// refresh-token hashes), which say nothing about them. The audit log is included: its IP
+// addresses are personal data too.
 func (s *server) exportMe(w http.ResponseWriter, r *http.Request, p store.Principal) error {
 	u, err := s.store.UserByID(r.Context(), p.UserID)
 	if err != nil {
@@ -153,11 +177,23 @@ func (s *server) exportMe(w http.ResponseWriter, r *http.Request, p store.Princi
 	if err != nil {
 		return err
 	}
+	trail, err := s.store.AuditOf(r.Context(), p.UserID)
+	if err != nil {
+		return err
+	}
 	out := exportResponse{
 		ExportedAt: time.Now().UTC(),
 		User:       userView(u),
 		Orders:     make([]orderResponse, 0, len(orders)),
 		Sessions:   make([]sessionResponse, 0, len(sessions)),
+		AuditLog:   make([]auditResponse, 0, len(trail)),
+	}
+	for _, e := range trail {
+		var ip string
+		if e.IP.IsValid() {
+			ip = e.IP.String()
+		}
+		out.AuditLog = append(out.AuditLog, auditResponse{Action: e.Action, IPAddress: ip, Timestamp: e.Timestamp, Metadata: e.Metadata})
 	}
 	for _, o := range orders {
 		out.Orders = append(out.Orders, orderView(o))
@@ -165,6 +201,7 @@ func (s *server) exportMe(w http.ResponseWriter, r *http.Request, p store.Princi
 	for _, ss := range sessions {
 		out.Sessions = append(out.Sessions, sessionResponse(ss))
 	}
+	s.record(r, audit.Export, p.UserID, nil)
 	w.Header().Set("Content-Disposition", `attachment; filename="packnow-export.json"`)
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -18,22 +20,63 @@ import (
 
 // Config is the validated configuration of the API process.
 type Config struct {
-	Keys               keyring.Set
-	Debug              bool
-	AllowedOrigins     []string
-	AllowedHosts       []string
-	AccessTokenTTL     time.Duration
-	RefreshTokenTTL    time.Duration
-	Algorithm          string
-	DatabaseURL        string
-	DatabaseMaxConns   int32
-	RedisURL           string
-	RateLimitPerMinute int
-	BcryptCost         int
-	LockoutThreshold   int
-	LockoutDuration    time.Duration
-	ListenAddr         string
-	LogLevel           slog.Level
+	Keys             keyring.Set
+	Debug            bool
+	AllowedOrigins   []string
+	AllowedHosts     []string
+	AccessTokenTTL   time.Duration
+	RefreshTokenTTL  time.Duration
+	Algorithm        string
+	DatabaseURL      string
+	DatabaseMaxConns int32
+	RedisURL         string
+	RateLimit        RateLimit
+	CORS             CORS
+	Headers          Headers
+	// TrustedProxies are the peers whose X-Forwarded-For is believed; empty means the client
+	// is always the socket's peer.
+	TrustedProxies    []netip.Prefix
+	BcryptCost        int
+	BcryptConcurrency int
+	LockoutThreshold  int
+	LockoutDuration   time.Duration
+	AuditRetention    time.Duration
+	AuditQueueSize    int
+	ListenAddr        string
+	LogLevel          slog.Level
+}
+
+// RateLimit is the per-client request budget kept in Redis.
+type RateLimit struct {
+	PerMinute int
+	// Burst is how many requests a client may make at once beyond the steady rate, as
+	// ingress-nginx counts it: the bucket holds Burst+1 requests.
+	Burst int
+	// Stricter budgets per client IP for the credential endpoints.
+	LoginPerMinute    int
+	RegisterPerMinute int
+	RefreshPerMinute  int
+	// What happens when Redis cannot be asked: true lets the request through.
+	FailOpenAuth  bool
+	FailOpenOther bool
+}
+
+// CORS is the cross-origin policy.
+type CORS struct {
+	AllowedMethods   []string
+	AllowCredentials bool
+	MaxAge           int
+}
+
+// Headers are the security headers set on every response.
+type Headers struct {
+	HSTSMaxAge            int64
+	HSTSIncludeSubdomains bool
+	HSTSPreload           bool
+	ContentSecurityPolicy string
+	FrameOptions          string
+	ReferrerPolicy        string
+	PermissionsPolicy     string
 }
 
 // Algorithms are the JWT algorithms the API can sign with; all are HMAC because the keys are
@@ -50,21 +93,55 @@ func Load(getenv func(string) string) (Config, error) {
 			Next:     r.secretKey(keyring.EnvNext, false),
 			Previous: r.secretKey(keyring.EnvPrevious, false),
 		},
-		Debug:              r.boolean("DEBUG", false),
-		AllowedOrigins:     r.list("ALLOWED_ORIGINS"),
-		AllowedHosts:       r.list("ALLOWED_HOSTS"),
-		AccessTokenTTL:     time.Duration(r.integer("ACCESS_TOKEN_EXPIRE_MINUTES", 15, 1, 24*60)) * time.Minute,
-		RefreshTokenTTL:    time.Duration(r.integer("REFRESH_TOKEN_EXPIRE_DAYS", 7, 1, 365)) * 24 * time.Hour,
-		Algorithm:          r.oneOf("ALGORITHM", "HS256", Algorithms),
-		DatabaseURL:        r.url("DATABASE_URL", "postgres", "postgresql"),
-		DatabaseMaxConns:   int32(r.integer("DATABASE_MAX_CONNS", 10, 1, 1000)),
-		RedisURL:           r.url("REDIS_URL", "redis", "rediss"),
-		RateLimitPerMinute: r.integer("RATE_LIMIT_PER_MINUTE", 60, 1, 1_000_000),
-		BcryptCost:         r.integer("BCRYPT_COST", 12, bcrypt.MinCost, bcrypt.MaxCost),
-		LockoutThreshold:   r.integer("LOCKOUT_THRESHOLD", 5, 1, 1000),
-		LockoutDuration:    r.duration("LOCKOUT_DURATION", 15*time.Minute),
-		ListenAddr:         r.text("LISTEN_ADDR", ":8000"),
-		LogLevel:           r.logLevel("LOG_LEVEL", slog.LevelInfo),
+		Debug:            r.boolean("DEBUG", false),
+		AllowedOrigins:   r.list("ALLOWED_ORIGINS"),
+		AllowedHosts:     r.list("ALLOWED_HOSTS"),
+		AccessTokenTTL:   time.Duration(r.integer("ACCESS_TOKEN_EXPIRE_MINUTES", 15, 1, 24*60)) * time.Minute,
+		RefreshTokenTTL:  time.Duration(r.integer("REFRESH_TOKEN_EXPIRE_DAYS", 7, 1, 365)) * 24 * time.Hour,
+		Algorithm:        r.oneOf("ALGORITHM", "HS256", Algorithms),
+		DatabaseURL:      r.url("DATABASE_URL", "postgres", "postgresql"),
+		DatabaseMaxConns: int32(r.integer("DATABASE_MAX_CONNS", 10, 1, 1000)),
+		RedisURL:         r.url("REDIS_URL", "redis", "rediss"),
+		CORS: CORS{
+			AllowedMethods:   r.methods("CORS_ALLOWED_METHODS", []string{"GET", "POST", "PUT", "DELETE", "PATCH"}),
+			AllowCredentials: r.boolean("CORS_ALLOW_CREDENTIALS", true),
+			MaxAge:           r.integer("CORS_MAX_AGE", 600, 0, 86400),
+		},
+		Headers: Headers{
+			HSTSMaxAge:            int64(r.integer("HSTS_MAX_AGE", 31536000, 0, 2*31536000)),
+			HSTSIncludeSubdomains: r.boolean("HSTS_INCLUDE_SUBDOMAINS", true),
+			HSTSPreload:           r.boolean("HSTS_PRELOAD", false),
+			ContentSecurityPolicy: r.headerValue("CONTENT_SECURITY_POLICY", "default-src 'none'; frame-ancestors 'none'"),
+			FrameOptions:          r.oneOf("FRAME_OPTIONS", "DENY", []string{"DENY", "SAMEORIGIN"}),
+			ReferrerPolicy: r.oneOf("REFERRER_POLICY", "strict-origin-when-cross-origin", []string{
+				"no-referrer", "no-referrer-when-downgrade", "origin", "origin-when-cross-origin",
+				"same-origin", "strict-origin", "strict-origin-when-cross-origin"}),
+			PermissionsPolicy: r.headerValue("PERMISSIONS_POLICY", "geolocation=(), microphone=(), camera=(), payment=()"),
+		},
+		TrustedProxies:    r.prefixes("TRUSTED_PROXIES"),
+		BcryptCost:        r.integer("BCRYPT_COST", 12, bcrypt.MinCost, bcrypt.MaxCost),
+		BcryptConcurrency: r.integer("BCRYPT_CONCURRENCY", runtime.GOMAXPROCS(0), 1, 1024),
+		LockoutThreshold:  r.integer("LOCKOUT_THRESHOLD", 5, 1, 1000),
+		LockoutDuration:   r.duration("LOCKOUT_DURATION", 15*time.Minute),
+		AuditRetention:    time.Duration(r.integer("AUDIT_RETENTION_DAYS", 90, 1, 3650)) * 24 * time.Hour,
+		AuditQueueSize:    r.integer("AUDIT_QUEUE_SIZE", 10000, 1, 1_000_000),
+		ListenAddr:        r.text("LISTEN_ADDR", ":8000"),
+		LogLevel:          r.logLevel("LOG_LEVEL", slog.LevelInfo),
+	}
+	perMinute := r.integer("RATE_LIMIT_PER_MINUTE", 60, 1, 1_000_000)
+	c.RateLimit = RateLimit{
+		PerMinute: perMinute,
+		// By default a client may spend a whole minute's budget at once, as the seed's "60
+		// requests per minute" reads.
+		Burst:             r.integer("RATE_LIMIT_BURST", perMinute-1, 0, 1_000_000),
+		LoginPerMinute:    r.integer("RATE_LIMIT_LOGIN_PER_MINUTE", 10, 1, 1_000_000),
+		RegisterPerMinute: r.integer("RATE_LIMIT_REGISTER_PER_MINUTE", 5, 1, 1_000_000),
+		RefreshPerMinute:  r.integer("RATE_LIMIT_REFRESH_PER_MINUTE", 30, 1, 1_000_000),
+		FailOpenAuth:      r.failDirection("RATE_LIMIT_FAIL_AUTH", false),
+		FailOpenOther:     r.failDirection("RATE_LIMIT_FAIL_OTHER", true),
+	}
+	if c.Headers.HSTSPreload && (c.Headers.HSTSMaxAge < 31536000 || !c.Headers.HSTSIncludeSubdomains) {
+		r.fail("HSTS_PRELOAD", "needs HSTS_MAX_AGE of at least 31536000 and HSTS_INCLUDE_SUBDOMAINS true")
 	}
 	if c.Debug {
 		for _, o := range c.AllowedOrigins {
@@ -202,4 +279,73 @@ func (r *reader) logLevel(name string, def slog.Level) slog.Level {
 		return def
 	}
 	return l
+}
+
+// methods reads a list of HTTP methods, upper-cased.
+func (r *reader) methods(name string, def []string) []string {
+	list := r.list(name)
+	if len(list) == 0 {
+		return def
+	}
+	for i, m := range list {
+		list[i] = strings.ToUpper(m)
+		if !isToken(list[i]) {
+			r.fail(name, "must be a comma-separated list of HTTP methods, got %q", m)
+		}
+	}
+	return list
+}
+
+func isToken(s string) bool {
+	for _, c := range s {
+		if c < 'A' || c > 'Z' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// headerValue is text that goes into a response header as is, so it must be printable ASCII.
+func (r *reader) headerValue(name, def string) string {
+	v := r.text(name, def)
+	for _, c := range v {
+		if c < ' ' || c > '~' {
+			r.fail(name, "must be printable ASCII")
+			return def
+		}
+	}
+	return v
+}
+
+// prefixes reads a list of CIDR prefixes; a bare address stands for itself alone.
+func (r *reader) prefixes(name string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, item := range r.list(name) {
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			a, aerr := netip.ParseAddr(item)
+			if aerr != nil {
+				r.fail(name, "must be a comma-separated list of CIDR prefixes such as 10.0.0.0/8, got %q", item)
+				continue
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out
+}
+
+// failDirection reads "open" or "closed" and reports whether it is open.
+func (r *reader) failDirection(name string, defOpen bool) bool {
+	switch v := r.get(name); v {
+	case "":
+		return defOpen
+	case "open":
+		return true
+	case "closed":
+		return false
+	default:
+		r.fail(name, "must be open or closed, got %q", v)
+		return defOpen
+	}
 }

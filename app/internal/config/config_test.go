@@ -28,7 +28,7 @@ func TestLoadAppliesDefaults(t *testing.T) {
 	}
 	if c.AccessTokenTTL != 15*time.Minute || c.RefreshTokenTTL != 7*24*time.Hour || c.Algorithm != "HS256" ||
 		c.BcryptCost != 12 || c.ListenAddr != ":8000" || c.LogLevel != slog.LevelInfo || c.Debug ||
-		c.LockoutThreshold != 5 || c.LockoutDuration != 15*time.Minute || c.RateLimitPerMinute != 60 ||
+		c.LockoutThreshold != 5 || c.LockoutDuration != 15*time.Minute || c.RateLimit.PerMinute != 60 ||
 		c.DatabaseMaxConns != 10 {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
@@ -116,5 +116,72 @@ func TestWildcardOriginIsAllowedWithoutDebug(t *testing.T) {
 	m["ALLOWED_ORIGINS"] = "*"
 	if _, err := config.Load(env(m)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestLoadReadsTheHardeningVariables(t *testing.T) {
+	c, err := config.Load(env(valid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, rl := c.Headers, c.RateLimit
+	if h.HSTSMaxAge != 31536000 || !h.HSTSIncludeSubdomains || h.HSTSPreload || h.FrameOptions != "DENY" ||
+		h.ContentSecurityPolicy != "default-src 'none'; frame-ancestors 'none'" || h.ReferrerPolicy != "strict-origin-when-cross-origin" ||
+		h.PermissionsPolicy != "geolocation=(), microphone=(), camera=(), payment=()" {
+		t.Fatalf("header defaults: %+v", h)
+	}
+	if strings.Join(c.CORS.AllowedMethods, ",") != "GET,POST,PUT,DELETE,PATCH" || !c.CORS.AllowCredentials || c.CORS.MaxAge != 600 {
+		t.Fatalf("CORS defaults: %+v", c.CORS)
+	}
+	if rl.Burst != 59 || rl.LoginPerMinute != 10 || rl.RegisterPerMinute != 5 || rl.RefreshPerMinute != 30 ||
+		rl.FailOpenAuth || !rl.FailOpenOther {
+		t.Fatalf("rate-limit defaults: %+v", rl)
+	}
+	if len(c.TrustedProxies) != 0 || c.AuditRetention != 90*24*time.Hour || c.BcryptConcurrency < 1 {
+		t.Fatalf("defaults: %+v", c)
+	}
+
+	m := valid()
+	for k, v := range map[string]string{
+		"CORS_ALLOWED_METHODS": "get, post", "CORS_MAX_AGE": "60", "CORS_ALLOW_CREDENTIALS": "false",
+		"HSTS_MAX_AGE": "0", "HSTS_INCLUDE_SUBDOMAINS": "false", "FRAME_OPTIONS": "SAMEORIGIN",
+		"RATE_LIMIT_PER_MINUTE": "120", "RATE_LIMIT_BURST": "10", "RATE_LIMIT_FAIL_AUTH": "open", "RATE_LIMIT_FAIL_OTHER": "closed",
+		"TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7, fd00::/8", "AUDIT_RETENTION_DAYS": "30", "BCRYPT_CONCURRENCY": "3",
+	} {
+		m[k] = v
+	}
+	c, err = config.Load(env(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.CORS.AllowedMethods, ",") != "GET,POST" || c.CORS.MaxAge != 60 || c.CORS.AllowCredentials ||
+		c.Headers.HSTSMaxAge != 0 || c.Headers.FrameOptions != "SAMEORIGIN" || c.RateLimit.PerMinute != 120 ||
+		c.RateLimit.Burst != 10 || !c.RateLimit.FailOpenAuth || c.RateLimit.FailOpenOther ||
+		len(c.TrustedProxies) != 3 || c.TrustedProxies[1].String() != "192.168.1.7/32" ||
+		c.AuditRetention != 30*24*time.Hour || c.BcryptConcurrency != 3 {
+		t.Fatalf("variables not read: %+v", c)
+	}
+}
+
+func TestLoadRejectsBadHardeningVariables(t *testing.T) {
+	for name, want := range map[string]map[string]string{
+		"FRAME_OPTIONS: must be one of DENY, SAMEORIGIN":          {"FRAME_OPTIONS": "ALLOW-FROM x"},
+		"TRUSTED_PROXIES: must be a comma-separated list of CIDR": {"TRUSTED_PROXIES": "10.0.0.0/33"},
+		"RATE_LIMIT_FAIL_AUTH: must be open or closed":            {"RATE_LIMIT_FAIL_AUTH": "sometimes"},
+		"CORS_ALLOWED_METHODS: must be a comma-separated list":    {"CORS_ALLOWED_METHODS": "GET,P0ST"},
+		"CONTENT_SECURITY_POLICY: must be printable ASCII":        {"CONTENT_SECURITY_POLICY": "default-src 'none'\r\nX-Evil: 1"},
+		"HSTS_PRELOAD: needs HSTS_MAX_AGE of at least 31536000":   {"HSTS_PRELOAD": "true", "HSTS_MAX_AGE": "600"},
+		"RATE_LIMIT_BURST: must be a whole number from 0":         {"RATE_LIMIT_BURST": "-1"},
+		"REFERRER_POLICY: must be one of":                         {"REFERRER_POLICY": "unsafe-url"},
+		"AUDIT_RETENTION_DAYS: must be a whole number from 1":     {"AUDIT_RETENTION_DAYS": "0"},
+	} {
+		m := valid()
+		for k, v := range want {
+			m[k] = v
+		}
+		_, err := config.Load(env(m))
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%v: error %v, want %q", want, err, name)
+		}
 	}
 }

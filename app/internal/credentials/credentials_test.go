@@ -1,9 +1,12 @@
 package credentials_test
 
 import (
+	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
@@ -151,4 +154,38 @@ func FuzzCheckPassword(f *testing.F) {
 			t.Fatalf("CheckPassword accepted %q", password)
 		}
 	})
+}
+
+func TestGateBoundsConcurrentWork(t *testing.T) {
+	g := credentials.NewGate(1, time.Millisecond)
+	ctx := context.Background()
+	hash, err := g.Hash(ctx, "Tr0ub4dor&3x", bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Matches(ctx, hash, "Tr0ub4dor&3x"); !errors.Is(err, credentials.ErrBusy) {
+		t.Fatalf("with every slot taken: %v, want ErrBusy", err)
+	}
+	if _, err := g.Hash(ctx, "Tr0ub4dor&3x", bcrypt.MinCost); !errors.Is(err, credentials.ErrBusy) {
+		t.Fatalf("with every slot taken: %v, want ErrBusy", err)
+	}
+	g.Release()
+	if ok, err := g.Matches(ctx, hash, "Tr0ub4dor&3x"); !ok || err != nil {
+		t.Fatalf("after release: %v, %v", ok, err)
+	}
+	// A slot freed while waiting is taken.
+	if err := g.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waiting := credentials.NewGate(1, time.Minute)
+	if err := waiting.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	go waiting.Release()
+	if err := waiting.Acquire(ctx); err != nil {
+		t.Fatalf("a slot freed during the wait was not taken: %v", err)
+	}
 }
