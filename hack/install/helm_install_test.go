@@ -17,7 +17,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -29,7 +28,12 @@ import (
 // kubeconfig, as `helm install` does; upgrades it with changed values; and uninstalls it, which must keep the CRD.
 func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	const ns = "packnow-helm"
-	srv := apiServer(t)
+	// A cluster without the CRD, which the chart installs, as on a first install.
+	srv, err := testenv.StartAPIServer(testenv.APIServerOptions{WithoutProjectCRDs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
 	ctx := context.Background()
 	scheme := testenv.Scheme()
 	utilruntime.Must(apiextensionsv1.AddToScheme(scheme))
@@ -37,17 +41,8 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	// StartAPIServer installed the CRD from config/; Helm must own it to install it.
 	crd := &apiextensionsv1.CustomResourceDefinition{}
 	crd.Name = "packnowapps.packnow.io"
-	if err := c.Delete(ctx, crd); err != nil && !apierrors.IsNotFound(err) {
-		t.Fatal(err)
-	}
-	waitFor(t, "the CRD to go", func() (bool, error) {
-		err := c.Get(ctx, client.ObjectKeyFromObject(crd), crd)
-		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
-	})
 
 	cfg := helmConfig(t, srv.Env, ns)
 	inst := action.NewInstall(cfg)
@@ -72,7 +67,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	if crd.Annotations["helm.sh/resource-policy"] != "keep" || crd.Annotations["meta.helm.sh/release-name"] != releaseName {
 		t.Errorf("CRD annotations %v", crd.Annotations)
 	}
-	checkInstalledRBAC(t, ns)
+	checkInstalledRBAC(t, c, ns)
 
 	up := action.NewUpgrade(cfg)
 	up.Namespace = ns
@@ -145,7 +140,7 @@ func helmConfig(t *testing.T, env *envtest.Environment, ns string) *action.Confi
 
 // checkInstalledRBAC compares the installed roles and bindings with config/rbac as kustomize renders it: the same
 // objects by name, the same rules and role references, subjects in the release namespace.
-func checkInstalledRBAC(t *testing.T, ns string) {
+func checkInstalledRBAC(t *testing.T, c client.Client, ns string) {
 	t.Helper()
 	ctx := context.Background()
 	want := kustomize(t, filepath.Join(root, "config", "rbac"))
@@ -159,7 +154,7 @@ func checkInstalledRBAC(t *testing.T, ns string) {
 		if w.GetNamespace() != "" {
 			key.Namespace = ns
 		}
-		if err := apiServer(t).Client.Get(ctx, key, got); err != nil {
+		if err := c.Get(ctx, key, got); err != nil {
 			t.Errorf("%s %s: %v", w.GetKind(), key, err)
 			continue
 		}
@@ -179,14 +174,5 @@ func checkInstalledRBAC(t *testing.T, ns string) {
 				t.Errorf("%s %s: %s\n got %v\nwant %v", w.GetKind(), key, f, got.Object[f], wv)
 			}
 		}
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() (bool, error)) {
-	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true,
-		func(context.Context) (bool, error) { return cond() })
-	if err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }

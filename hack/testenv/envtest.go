@@ -65,6 +65,8 @@ type APIServer struct {
 type APIServerOptions struct {
 	// CRDDirectoryPaths are installed besides config/crd/bases.
 	CRDDirectoryPaths []string
+	// WithoutProjectCRDs leaves config/crd/bases out, for tests that install the CRD themselves (the Helm chart).
+	WithoutProjectCRDs bool
 	// Webhooks, when set, are installed with the API server calling back to a local webhook server over TLS.
 	Webhooks *envtest.WebhookInstallOptions
 }
@@ -76,10 +78,13 @@ func StartAPIServer(opts APIServerOptions) (*APIServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	crds := opts.CRDDirectoryPaths
+	if !opts.WithoutProjectCRDs {
+		crds = append([]string{filepath.Join(RepoRoot(), "config", "crd", "bases")}, crds...)
+	}
 	env := &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths: append([]string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
-			opts.CRDDirectoryPaths...),
+		BinaryAssetsDirectory:    assets,
+		CRDDirectoryPaths:        crds,
 		ErrorIfCRDPathMissing:    true,
 		ControlPlaneStartTimeout: 2 * time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
