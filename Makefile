@@ -74,8 +74,13 @@ verify: generate manifests ## Fail when generated files are stale, gofmt finds a
 	go vet ./...
 
 .PHONY: test
-test: envtest test-deps ## Run every test against a real API server, PostgreSQL and Redis.
+test: envtest test-deps ## Run every test against a real API server, PostgreSQL and Redis, then the demo (test-demo).
 	go test $(GO_TEST_FLAGS) ./...
+	$(MAKE) test-demo
+
+.PHONY: test-demo
+test-demo: envtest test-deps ## Run the demo end to end as a test: hack/demo.sh up (tour included), checks, down.
+	go test -tags demo -count=1 -timeout 20m ./hack/demo/
 
 .PHONY: test-deps
 test-deps: ## Install the servers the tests start (PostgreSQL, redis-server) with apt when missing.

@@ -40,6 +40,12 @@ const (
 	// AnnotationRotateSecretKeyHandled on the SECRET_KEY Secret is the request value last answered. It is
 	// written with the stage step, so a request is answered exactly once even across a crash.
 	AnnotationRotateSecretKeyHandled = "packnow.io/rotate-secret-key-handled"
+	// AnnotationRetirePreviousKey on a PackNowApp retires SECRET_KEY_PREVIOUS at once (once the promote rollout
+	// is complete) whenever its value changes: for a previous key that is compromised.
+	AnnotationRetirePreviousKey = "packnow.io/retire-previous-key"
+	// AnnotationRetirePreviousKeyHandled on the SECRET_KEY Secret is the retire request value last answered,
+	// written with the retire step, or on its own when there was no previous key to retire.
+	AnnotationRetirePreviousKeyHandled = "packnow.io/retire-previous-key-handled"
 )
 
 // apiName is the name of the Deployment, Service, ServiceAccount, PodDisruptionBudget and NetworkPolicy.

@@ -40,6 +40,9 @@ const (
 	EventKeyPromoted       = "KeyPromoted"
 	EventKeyRetired        = "KeyRetired"
 	EventKeyRotationFailed = "KeyRotationFailed"
+	// EventKeyRetiredEarly is the Warning of a retire requested by packnow.io/retire-previous-key: sessions
+	// signed with the previous key are logged out.
+	EventKeyRetiredEarly = "KeyRetiredEarly"
 )
 
 // rotationPolicy is what the app says about rotating its key.
@@ -51,6 +54,9 @@ type rotationPolicy struct {
 	// request is the app's packnow.io/rotate-secret-key annotation; a value other than the one last handled
 	// requests a rotation, removing it does not.
 	request string
+	// retire is the app's packnow.io/retire-previous-key annotation; a value other than the one last handled
+	// retires the previous key as soon as the promote rollout is complete.
+	retire string
 }
 
 func rotationPolicyOf(app *packnowv1alpha1.PackNowApp) rotationPolicy {
@@ -58,6 +64,7 @@ func rotationPolicyOf(app *packnowv1alpha1.PackNowApp) rotationPolicy {
 		period:       app.Spec.SecretKey.RotationPeriod.Duration,
 		keepPrevious: app.Spec.Auth.RefreshTokenTTL.Duration + app.Spec.Auth.AccessTokenTTL.Duration,
 		request:      app.Annotations[AnnotationRotateSecretKey],
+		retire:       app.Annotations[AnnotationRetirePreviousKey],
 	}
 }
 
@@ -69,6 +76,8 @@ type rotationPlan struct {
 	// rolledOut: every pod runs the key set. No step is taken before, so that pods of two generations never
 	// disagree on more than one step.
 	rolledOut bool
+	// early: the next step is a retire requested by packnow.io/retire-previous-key, due at once.
+	early bool
 }
 
 // planRotation decides the next step from the key set in the Secret alone, so that an operator restarted at
@@ -79,6 +88,8 @@ func planRotation(state secretKeyState, policy rotationPolicy, rolledOut bool) r
 	switch {
 	case state.keys.Next != "":
 		plan.next, plan.due = stepPromote, state.stagedAt
+	case state.keys.Previous != "" && policy.retireRequested(state):
+		plan.next, plan.early = stepRetire, true
 	case state.keys.Previous != "":
 		plan.next, plan.due = stepRetire, state.rotatedAt.Add(policy.keepPrevious)
 	case policy.request != "" && policy.request != state.handledRequest:
@@ -87,6 +98,20 @@ func planRotation(state secretKeyState, policy rotationPolicy, rolledOut bool) r
 		plan.next, plan.due = stepStage, state.rotatedAt.Add(policy.period)
 	}
 	return plan
+}
+
+// retireRequested reports whether the app carries a retire request not answered yet.
+func (p rotationPolicy) retireRequested(state secretKeyState) bool {
+	return p.retire != "" && p.retire != state.handledRetire
+}
+
+// answerRetire records a retire request that finds no previous key as answered: it does nothing, and a
+// previous key that a later promotion makes is kept as usual.
+func (s secretKeyState) answerRetire(policy rotationPolicy) secretKeyState {
+	if s.keys.Previous == "" && policy.retireRequested(s) {
+		s.handledRetire = policy.retire
+	}
+	return s
 }
 
 // takeNow reports whether the next step is to be taken at now.
@@ -104,7 +129,7 @@ func (p rotationPlan) requeueAfter(now time.Time) time.Duration {
 }
 
 // take returns the state after step, taken at now.
-func (s secretKeyState) take(step rotationStep, length int32, request string, now time.Time) (secretKeyState, error) {
+func (s secretKeyState) take(step rotationStep, length int32, policy rotationPolicy, now time.Time) (secretKeyState, error) {
 	var err error
 	switch step {
 	case stepStage:
@@ -116,8 +141,8 @@ func (s secretKeyState) take(step rotationStep, length int32, request string, no
 			return s, err
 		}
 		s.stagedAt = wholeSecond(now)
-		if request != "" {
-			s.handledRequest = request
+		if policy.request != "" {
+			s.handledRequest = policy.request
 		}
 	case stepPromote:
 		if s.keys, err = s.keys.Promote(); err != nil {
@@ -126,8 +151,11 @@ func (s secretKeyState) take(step rotationStep, length int32, request string, no
 		s.rotatedAt, s.stagedAt = wholeSecond(now), time.Time{}
 	case stepRetire:
 		s.keys = s.keys.Retire()
+		if policy.retire != "" {
+			s.handledRetire = policy.retire
+		}
 	}
-	return s, nil
+	return s.answerRetire(policy), nil
 }
 
 // keyRotation is what a reconcile found and did about the rotation.
@@ -152,6 +180,7 @@ func (r *PackNowAppReconciler) rotateSecretKey(ctx context.Context, app *packnow
 	if !found {
 		d = nil
 	}
+	state = state.answerRetire(policy)
 	plan := planRotation(state, policy, keysRolledOut(d, state.keys, desiredReplicas(app)))
 	if plan.takeNow(now) || !templateCarries(d, state.keys) || !secretKeyHolds(app, live, desiredSecretKeySecret(app, state)) {
 		// The cache can lag behind the operator's own last write of the Secret: a step is decided, a pod template
@@ -166,7 +195,7 @@ func (r *PackNowAppReconciler) rotateSecretKey(ctx context.Context, app *packnow
 			// Deleted or emptied since the cache saw it: the watch brings the change, and with it a new key.
 			return state, keyRotation{plan: plan}, nil
 		}
-		live, state = fresh, freshState
+		live, state = fresh, freshState.answerRetire(policy)
 		plan = planRotation(state, policy, keysRolledOut(d, state.keys, desiredReplicas(app)))
 	}
 	if !plan.takeNow(now) {
@@ -180,7 +209,7 @@ func (r *PackNowAppReconciler) rotateSecretKey(ctx context.Context, app *packnow
 		return state, rot, err
 	}
 
-	next, err := state.take(plan.next, app.Spec.SecretKey.Length, policy.request, now)
+	next, err := state.take(plan.next, app.Spec.SecretKey.Length, policy, now)
 	if err != nil {
 		return state, keyRotation{plan: plan}, err
 	}
@@ -189,8 +218,15 @@ func (r *PackNowAppReconciler) rotateSecretKey(ctx context.Context, app *packnow
 			"could not %s: writing Secret %s failed: %v", plan.next.action(), live.Name, err)
 		return state, keyRotation{plan: plan}, fmt.Errorf("%s in Secret %s: %w", plan.next.action(), live.Name, err)
 	}
-	r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, plan.next.eventReason(), "Rotate", "%s",
-		stepNote(live.Name, plan.next, next, policy))
+	if plan.early {
+		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, EventKeyRetiredEarly, "Rotate",
+			"retired the previous key %s from Secret %s on request (%s=%q): tokens it signed no longer verify, "+
+				"so sessions signed with it are logged out and their users must sign in again",
+			keyring.KeyID(state.keys.Previous), live.Name, AnnotationRetirePreviousKey, policy.retire)
+	} else {
+		r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, plan.next.eventReason(), "Rotate", "%s",
+			stepNote(live.Name, plan.next, next, policy))
+	}
 	return next, keyRotation{plan: planRotation(next, policy, false)}, nil
 }
 
@@ -207,7 +243,7 @@ func stepSecret(app *packnowv1alpha1.PackNowApp, live *corev1.Secret, next secre
 		s.Data = map[string][]byte{}
 	}
 	maps.Copy(s.Data, desired.Data)
-	for _, k := range []string{AnnotationRotatedAt, AnnotationStagedAt, AnnotationRotateSecretKeyHandled} {
+	for _, k := range []string{AnnotationRotatedAt, AnnotationStagedAt, AnnotationRotateSecretKeyHandled, AnnotationRetirePreviousKeyHandled} {
 		delete(s.Annotations, k)
 	}
 	if s.Annotations == nil {
@@ -227,7 +263,7 @@ func secretKeyHolds(app *packnowv1alpha1.PackNowApp, live *corev1.Secret, desire
 			return false
 		}
 	}
-	for _, k := range []string{AnnotationRotatedAt, AnnotationStagedAt, AnnotationRotateSecretKeyHandled} {
+	for _, k := range []string{AnnotationRotatedAt, AnnotationStagedAt, AnnotationRotateSecretKeyHandled, AnnotationRetirePreviousKeyHandled} {
 		want, wanted := desired.Annotations[k]
 		if got, has := live.Annotations[k]; has != wanted || got != want {
 			return false
@@ -305,6 +341,11 @@ func keyRotationCondition(app *packnowv1alpha1.PackNowApp, state secretKeyState,
 		c.Status, c.Reason = metav1.ConditionTrue, ReasonRotationStaged
 		c.Message = fmt.Sprintf("key %s staged at %s; it signs once every pod verifies with it",
 			keyring.KeyID(state.keys.Next), formatTime(state.stagedAt))
+	case plan.next == stepRetire && plan.early:
+		c.Status, c.Reason = metav1.ConditionTrue, ReasonRotationPromoted
+		c.Message = fmt.Sprintf("key %s signs since %s; the previous key %s is retired on request by %s once "+
+			"every pod runs the new key", current, formatTime(state.rotatedAt), keyring.KeyID(state.keys.Previous),
+			AnnotationRetirePreviousKey)
 	case plan.next == stepRetire:
 		c.Status, c.Reason = metav1.ConditionTrue, ReasonRotationPromoted
 		c.Message = fmt.Sprintf("key %s signs since %s; the previous key %s is retired at %s or, if later, once "+

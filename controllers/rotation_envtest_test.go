@@ -601,6 +601,85 @@ func TestRotationOnRequest(t *testing.T) {
 	r.noKeyMaterial()
 }
 
+// packnow.io/retire-previous-key retires the previous key long before its tokens expire, but only once every
+// pod signs with the new one, and each value is answered once, also when there is no previous key.
+func TestRetirePreviousKeyOnRequest(t *testing.T) {
+	s := env(t)
+	const retire, handled = "packnow.io/retire-previous-key", "packnow.io/retire-previous-key-handled"
+	r := s.rotation(t, "retire", func(app *packnowv1alpha1.PackNowApp) {
+		app.Annotations = map[string]string{retire: "at-creation"}
+	})
+	secret, first := r.waitKeys("the first key", func(k keyring.Set) error {
+		if k.Current == "" {
+			return errors.New("no key yet")
+		}
+		return nil
+	})
+	if got := secret.Annotations[handled]; got != "at-creation" {
+		t.Errorf("handled retire request %q on the first key, want at-creation", got)
+	}
+	r.rollOut()
+	r.patchApp(`{"metadata":{"annotations":{"packnow.io/rotate-secret-key":"rotate"}}}`)
+	_, staged := r.waitKeys("a staged key", func(k keyring.Set) error {
+		if k.Next == "" {
+			return errors.New("nothing staged")
+		}
+		return nil
+	})
+	r.rollOut()
+	_, promoted := r.waitKeys("promoted", func(k keyring.Set) error {
+		if k != (keyring.Set{Current: staged.Next, Previous: first.Current}) {
+			return fmt.Errorf("keys %s", ids(k))
+		}
+		return nil
+	})
+
+	// Requested while old pods may still sign with the previous key: it waits for the promote rollout.
+	r.patchApp(fmt.Sprintf(`{"metadata":{"annotations":{%q:"incident-1"}}}`, retire))
+	r.nudge()
+	r.keysAre("a retire request during the promote rollout", promoted)
+	r.waitPhase(packnowv1alpha1.PhasePromoted, promoted.Current, "Promoted")
+	r.rollOut()
+	secret, _ = r.waitKeys("the previous key retired on request", func(k keyring.Set) error {
+		if k != (keyring.Set{Current: promoted.Current}) {
+			return fmt.Errorf("keys %s", ids(k))
+		}
+		return nil
+	})
+	if got := secret.Annotations[handled]; got != "incident-1" {
+		t.Errorf("handled retire request %q, want incident-1", got)
+	}
+	r.waitEvents(corev1.EventTypeWarning, "KeyRetiredEarly", 1)
+	if n := r.events(corev1.EventTypeNormal, "KeyRetired"); n != 0 {
+		t.Errorf("%d KeyRetired events for a retire on request", n)
+	}
+	r.waitPhase(packnowv1alpha1.PhaseStable, promoted.Current, "WaitingForRollout")
+	r.rollOut()
+	r.waitPhase(packnowv1alpha1.PhaseStable, promoted.Current, "Scheduled")
+
+	// Without a previous key a new value is recorded and changes nothing else.
+	r.patchApp(fmt.Sprintf(`{"metadata":{"annotations":{%q:"incident-2"}}}`, retire))
+	eventually(t, "the second retire request recorded", func() error {
+		s, _, err := r.secret()
+		if err != nil {
+			return err
+		}
+		if got := s.Annotations[handled]; got != "incident-2" {
+			return fmt.Errorf("handled %q", got)
+		}
+		return nil
+	})
+	r.nudge()
+	r.keysAre("after a retire request without a previous key", keyring.Set{Current: promoted.Current})
+	if n := r.events(corev1.EventTypeWarning, "KeyRetiredEarly"); n != 1 {
+		t.Errorf("%d KeyRetiredEarly events, want 1", n)
+	}
+	if len(r.keys) != 2 {
+		t.Errorf("%d keys were generated, want 2", len(r.keys))
+	}
+	r.noKeyMaterial()
+}
+
 func TestRotationPeriodChangeMovesTheSchedule(t *testing.T) {
 	s := env(t)
 	r := s.rotation(t, "period", nil)

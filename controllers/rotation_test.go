@@ -33,6 +33,9 @@ func TestPlanRotation(t *testing.T) {
 	handled := stable
 	handled.handledRequest = "1"
 	withRequest := func(p rotationPolicy, request string) rotationPolicy { p.request = request; return p }
+	withRetire := func(p rotationPolicy, retire string) rotationPolicy { p.retire = retire; return p }
+	retireHandled := promoted
+	retireHandled.handledRetire = "r1"
 
 	for _, tc := range []struct {
 		name      string
@@ -64,6 +67,12 @@ func TestPlanRotation(t *testing.T) {
 		{"promoted, one second before expiry", promoted, policy, true, t0.Add(97*day + 15*time.Minute - time.Second), stepRetire, false, time.Second},
 		{"promoted, tokens expired: retire", promoted, policy, true, t0.Add(97*day + 15*time.Minute), stepRetire, true, 0},
 		{"promoted, request pending: retire first", promoted, withRequest(policy, "9"), true, t0.Add(91 * day), stepRetire, false, 6*day + 15*time.Minute},
+		{"promoted, retire requested: retire now", promoted, withRetire(policy, "r1"), true, t0.Add(90 * day), stepRetire, true, 0},
+		{"promoted, retire requested, promote rollout unfinished: wait", promoted, withRetire(policy, "r1"), false, t0.Add(90 * day), stepRetire, false, 0},
+		{"promoted, retire request handled: keep until expiry", retireHandled, withRetire(policy, "r1"), true, t0.Add(90 * day), stepRetire, false, 7*day + 15*time.Minute},
+		{"promoted, retire request changed: retire now", retireHandled, withRetire(policy, "r2"), true, t0.Add(91 * day), stepRetire, true, 0},
+		{"staged, retire requested: promote as usual", staged, withRetire(policy, "r1"), true, t0.Add(90 * day), stepPromote, true, 0},
+		{"stable, retire requested: nothing to retire", stable, withRetire(policy, "r1"), true, t0.Add(30 * day), stepStage, false, 60 * day},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			plan := planRotation(tc.state, tc.policy, tc.rolledOut)
@@ -75,6 +84,47 @@ func TestPlanRotation(t *testing.T) {
 	}
 }
 
+// A retire request is answered once: by the retire it makes early, or at once when there is no previous key.
+func TestRetireRequestIsAnsweredOnce(t *testing.T) {
+	cur, prev := strings.Repeat("c", 64), strings.Repeat("p", 64)
+	promoted := secretKeyState{keys: keyring.Set{Current: cur, Previous: prev}, rotatedAt: generatedAt}
+	request := rotationPolicy{period: 90 * 24 * time.Hour, retire: "incident-1"}
+
+	if got := promoted.answerRetire(request); got.handledRetire != "" {
+		t.Errorf("a request with a previous key was answered without retiring it: %+v", got)
+	}
+	plan := planRotation(promoted, request, true)
+	if plan.next != stepRetire || !plan.early || !plan.takeNow(generatedAt) {
+		t.Fatalf("plan %+v, want an early retire now", plan)
+	}
+	retired, err := promoted.take(stepRetire, 64, request, generatedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if retired.keys != (keyring.Set{Current: cur}) || retired.handledRetire != "incident-1" || !retired.rotatedAt.Equal(generatedAt) {
+		t.Errorf("retired %+v", retired)
+	}
+	if plan := planRotation(retired, request, true); plan.early || plan.next != stepStage || plan.takeNow(generatedAt) {
+		t.Errorf("plan %+v after the retire, want the next rotation on schedule", plan)
+	}
+
+	stable := secretKeyState{keys: keyring.Set{Current: cur}, rotatedAt: generatedAt}
+	if got := stable.answerRetire(request); got.handledRetire != "incident-1" || got.keys != stable.keys {
+		t.Errorf("without a previous key: %+v, want the request recorded and nothing else", got)
+	}
+	if got := stable.answerRetire(rotationPolicy{}); got != stable {
+		t.Errorf("no request: %+v", got)
+	}
+	staged := secretKeyState{keys: keyring.Set{Current: cur, Next: prev}, rotatedAt: generatedAt, stagedAt: generatedAt}
+	promotedLater, err := staged.answerRetire(request).take(stepPromote, 64, request, generatedAt.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan := planRotation(promotedLater, request, true); plan.early {
+		t.Errorf("a request answered while staged retires the key promoted after it early: %+v", plan)
+	}
+}
+
 func TestRotationStepsFollowTheKeyRing(t *testing.T) {
 	t0 := generatedAt
 	state, err := newSecretKeyState(64, t0, "")
@@ -83,7 +133,7 @@ func TestRotationStepsFollowTheKeyRing(t *testing.T) {
 	}
 	first := state.keys.Current
 
-	staged, err := state.take(stepStage, 80, "manual-1", t0.Add(time.Hour+300*time.Millisecond))
+	staged, err := state.take(stepStage, 80, rotationPolicy{request: "manual-1"}, t0.Add(time.Hour+300*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,11 +141,11 @@ func TestRotationStepsFollowTheKeyRing(t *testing.T) {
 		!staged.stagedAt.Equal(t0.Add(time.Hour)) || !staged.rotatedAt.Equal(t0) || staged.handledRequest != "manual-1" {
 		t.Errorf("staged %+v", staged)
 	}
-	if _, err := staged.take(stepStage, 64, "", t0); err == nil {
+	if _, err := staged.take(stepStage, 64, rotationPolicy{}, t0); err == nil {
 		t.Error("a second key was staged over the first")
 	}
 
-	promoted, err := staged.take(stepPromote, 64, "manual-2", t0.Add(2*time.Hour))
+	promoted, err := staged.take(stepPromote, 64, rotationPolicy{request: "manual-2"}, t0.Add(2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,11 +153,11 @@ func TestRotationStepsFollowTheKeyRing(t *testing.T) {
 		!promoted.rotatedAt.Equal(t0.Add(2*time.Hour)) || !promoted.stagedAt.IsZero() || promoted.handledRequest != "manual-1" {
 		t.Errorf("promoted %+v", promoted)
 	}
-	if _, err := promoted.take(stepPromote, 64, "", t0); err == nil {
+	if _, err := promoted.take(stepPromote, 64, rotationPolicy{}, t0); err == nil {
 		t.Error("promoted with nothing staged")
 	}
 
-	retired, err := promoted.take(stepRetire, 64, "", t0.Add(3*time.Hour))
+	retired, err := promoted.take(stepRetire, 64, rotationPolicy{}, t0.Add(3*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +165,7 @@ func TestRotationStepsFollowTheKeyRing(t *testing.T) {
 		t.Errorf("retired %+v", retired)
 	}
 	// A periodic rotation while the annotation is absent keeps the request answered last.
-	again, err := retired.take(stepStage, 64, "", t0.Add(4*time.Hour))
+	again, err := retired.take(stepStage, 64, rotationPolicy{}, t0.Add(4*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +182,7 @@ func TestRotationStateReadsBackFromTheSecret(t *testing.T) {
 		{keys: keyring.Set{Current: strings.Repeat("c", 64), Next: strings.Repeat("n", 64)}, rotatedAt: generatedAt,
 			stagedAt: generatedAt.Add(time.Hour), handledRequest: "x"},
 		{keys: keyring.Set{Current: strings.Repeat("c", 64), Previous: strings.Repeat("p", 64)}, rotatedAt: generatedAt},
+		{keys: keyring.Set{Current: strings.Repeat("c", 64)}, rotatedAt: generatedAt, handledRequest: "1", handledRetire: "incident"},
 	} {
 		secret := toObject[corev1.Secret](t, desiredSecretKeySecret(app, want))
 		got, ok := secretKeyStateFrom(secret)

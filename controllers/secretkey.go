@@ -26,6 +26,9 @@ type secretKeyState struct {
 	// handledRequest is the value of the app's packnow.io/rotate-secret-key annotation when the last rotation
 	// was staged or the key generated; a different value requests a rotation.
 	handledRequest string
+	// handledRetire is the value of the app's packnow.io/retire-previous-key annotation last answered; a
+	// different value retires the previous key at once.
+	handledRetire string
 }
 
 // newSecretKeyState generates a first signing key of length characters. A rotation requested before the key
@@ -59,6 +62,7 @@ func secretKeyStateFrom(s *corev1.Secret) (state secretKeyState, ok bool) {
 		},
 		rotatedAt:      annotationTime(s, AnnotationRotatedAt),
 		handledRequest: s.Annotations[AnnotationRotateSecretKeyHandled],
+		handledRetire:  s.Annotations[AnnotationRetirePreviousKeyHandled],
 	}
 	if state.keys.Next != "" {
 		state.stagedAt = annotationTime(s, AnnotationStagedAt)
@@ -91,6 +95,9 @@ func desiredSecretKeySecret(app *packnowv1alpha1.PackNowApp, state secretKeyStat
 	}
 	if state.handledRequest != "" {
 		annotations[AnnotationRotateSecretKeyHandled] = state.handledRequest
+	}
+	if state.handledRetire != "" {
+		annotations[AnnotationRetirePreviousKeyHandled] = state.handledRetire
 	}
 	return corev1ac.Secret(secretKeySecretName(app), app.Namespace).
 		WithLabels(labels(app)).

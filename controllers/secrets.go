@@ -42,6 +42,8 @@ func (r *PackNowAppReconciler) reconcileSecretKey(ctx context.Context, app *pack
 	if state, err = newSecretKeyState(app.Spec.SecretKey.Length, r.Clock.Now(), app.Annotations[AnnotationRotateSecretKey]); err != nil {
 		return secretKeyState{}, keyRotation{}, err
 	}
+	// A new key has no previous key to retire: a retire request present now is answered.
+	state.handledRetire = app.Annotations[AnnotationRetirePreviousKey]
 	if app.Status.Secrets.SecretKey == name {
 		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "SecretKeyRegenerated", "Generate",
 			"Secret %s was deleted or lost %s: generated a new signing key; tokens signed with the old key "+

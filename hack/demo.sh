@@ -221,17 +221,135 @@ tour() {
     --overrides='{"spec":{"securityContext":{"runAsUser":0}}}'
 
   step "Registering and logging in against the running API"
-  local phone="+14155550$((RANDOM % 900 + 100))" password='Pack!Now-2026x'
+  phone="+14155550$((RANDOM % 900 + 100))"
   curl -fsS -X POST "$api/api/v1/auth/register" -H "Host: $api_host" -H 'Content-Type: application/json' \
     -d "{\"phone\":\"$phone\",\"password\":\"$password\",\"role\":\"user\"}" >/dev/null
-  access_token=$(curl -fsS -X POST "$api/api/v1/auth/login" -H "Host: $api_host" \
-    -H 'Content-Type: application/json' -d "{\"phone\":\"$phone\",\"password\":\"$password\"}" |
-    json_field access_token)
-  say "logged in as $phone; the access token's kid is the current key's id:"
+  login
+  say "logged in as $phone (access and refresh token kept); the access token's kid is the current key's id:"
   show "$kubectl" get pna -n "$ns" demo -o jsonpath='{.status.secretKey.currentKeyID}{"\n"}'
   printf '    $ curl %s/api/v1/users/me -H "Authorization: Bearer <access token>"\n' "$api"
   curl -fsS "$api/api/v1/users/me" -H "Host: $api_host" -H "Authorization: Bearer $access_token" | sed 's/^/      /'
   echo
+  done_step
+
+  rotation_tour
+}
+
+password='Pack!Now-2026x'
+
+# login signs $phone in and sets access_token and refresh_token.
+login() {
+  local pair
+  pair=$(curl -fsS -X POST "$api/api/v1/auth/login" -H "Host: $api_host" \
+    -H 'Content-Type: application/json' -d "{\"phone\":\"$phone\",\"password\":\"$password\"}")
+  access_token=$(json_field access_token <<<"$pair")
+  refresh_token=$(json_field refresh_token <<<"$pair")
+}
+
+pna_field() { "$kubectl" get pna -n "$ns" demo -o jsonpath="$1"; }
+template_hash() {
+  "$kubectl" get deploy -n "$ns" demo-api -o jsonpath='{.spec.template.metadata.annotations.packnow\.io/secret-key-hash}'
+}
+hash_changed() { new_hash=$(template_hash) && [ "$new_hash" != "$1" ]; }
+phase_is() { [ "$(pna_field '{.status.secretKey.phase}')" = "$1" ]; }
+no_previous_key() {
+  [ -z "$("$kubectl" get secret -n "$ns" demo-secret-key -o jsonpath='{.data.SECRET_KEY_PREVIOUS}')" ]
+}
+retired() { no_previous_key && phase_is Stable; }
+
+wait_for() { # what timeout-seconds command...: runs command until it succeeds
+  local what=$1 end=$((SECONDS + $2))
+  shift 2
+  until "$@"; do
+    if [ "$SECONDS" -ge "$end" ]; then
+      echo "timed out waiting for $what" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+key_status() {
+  say "phase $(pna_field '{.status.secretKey.phase}'), currentKeyID $(pna_field '{.status.secretKey.currentKeyID}'), pod template secret-key-hash $(template_hash | cut -c1-12)..."
+}
+
+# me shows GET /api/v1/users/me with a token and its HTTP status, and fails unless the status is want.
+me() { # label token want
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$api/api/v1/users/me" -H "Host: $api_host" -H "Authorization: Bearer $2")
+  printf '    $ curl %s/api/v1/users/me -H "Authorization: Bearer <%s>"\n      HTTP %s\n' "$api" "$1" "$code"
+  if [ "$code" != "$3" ]; then
+    echo "unexpected: HTTP $code with the $1, want $3" >&2
+    return 1
+  fi
+}
+
+# hash is the pod template's secret-key hash the local API last started with.
+hash=
+# next_rollout waits for the operator's next rotation step to reach the pod template, then restarts the local
+# API with the new environment, as the Deployment's rollout does to its pods.
+next_rollout() { # hash before
+  wait_for "a new secret-key-hash on the pod template" 180 hash_changed "$1"
+  hash=$new_hash
+  say "the pod template's packnow.io/secret-key-hash changed: the Deployment rolls; restarting the local API"
+  start_api
+}
+
+rotation_tour() {
+  local old_access response code
+  step "Rotating SECRET_KEY by hand: stage"
+  old_access=$access_token
+  hash=$(template_hash)
+  key_status
+  say "KWOK pods are Ready at once, so the promote would follow the stage within a second: the demo pauses the"
+  say "Deployment's rollouts to show the staged state; the operator promotes only once the stage has rolled out"
+  show "$kubectl" rollout pause -n "$ns" deploy/demo-api
+  show "$kubectl" annotate pna -n "$ns" demo "packnow.io/rotate-secret-key=demo-$(date +%s%N)" --overwrite
+  next_rollout "$hash"
+  wait_for "phase Staged" 60 phase_is Staged
+  key_status
+  say "the new key is staged: the API verifies with it, signs with the old one; the pre-rotation token works:"
+  me "pre-rotation access token" "$old_access" 200
+  show "$kubectl" get pna -n "$ns" demo -o jsonpath='{.status.conditions[?(@.type=="KeyRotation")].message}{"\n"}'
+  done_step
+
+  step "Rotation: promote, once every pod verifies with the staged key"
+  show "$kubectl" rollout resume -n "$ns" deploy/demo-api
+  next_rollout "$hash"
+  wait_for "phase Promoted" 60 phase_is Promoted
+  key_status
+  say "the staged key signs now; the previous key keeps verifying, so the pre-rotation token still works:"
+  me "pre-rotation access token" "$old_access" 200
+  say "the pre-rotation refresh token still refreshes the session, to tokens signed with the new key:"
+  printf '    $ curl -X POST %s/api/v1/auth/refresh -d {"refresh_token":"<pre-rotation refresh token>"}\n' "$api"
+  response=$(curl -s -X POST "$api/api/v1/auth/refresh" -H "Host: $api_host" -H 'Content-Type: application/json' \
+    -d "{\"refresh_token\":\"$refresh_token\"}" -w '\n%{http_code}')
+  code=${response##*$'\n'}
+  printf '      HTTP %s\n' "$code"
+  if [ "$code" != 200 ]; then
+    echo "unexpected: HTTP $code refreshing the pre-rotation refresh token, want 200" >&2
+    return 1
+  fi
+  refresh_token=$(json_field refresh_token <<<"${response%$'\n'*}")
+  refreshed_access=$(json_field access_token <<<"${response%$'\n'*}")
+  done_step
+
+  step "Rotation: retire the previous key at once (packnow.io/retire-previous-key, for a compromised key)"
+  say "normally the previous key goes refreshTokenTTL + accessTokenTTL after the promotion; the emergency retire"
+  say "waits only for the promote rollout, and logs out the sessions still signed with the old key"
+  show "$kubectl" annotate pna -n "$ns" demo "packnow.io/retire-previous-key=demo-$(date +%s%N)" --overwrite
+  wait_for "SECRET_KEY_PREVIOUS gone and phase Stable" 180 retired
+  wait_for "the retire on the pod template" 60 hash_changed "$hash"
+  say "Secret demo-secret-key holds only SECRET_KEY; restarting the local API as the rollout does"
+  start_api
+  key_status
+  me "pre-rotation access token" "$old_access" 401
+  say "the access token refreshed after the promotion was signed with the new key and still works:"
+  me "refreshed access token" "$refreshed_access" 200
+  login
+  say "a fresh login works:"
+  me "new access token" "$access_token" 200
+  show "$kubectl" get events -n "$ns" --field-selector reason=KeyRetiredEarly
   done_step
 }
 
