@@ -15,6 +15,9 @@ export KUBECONFIG="$state/kubeconfig"
 export KWOK_WORKDIR="$state/kwok"
 kubectl="$k8s_bin/kubectl"
 ns=demo
+# PostgreSQL refuses to run as root and its own user must reach the data directory, so it lives outside the
+# checkout, which may sit in a folder only root can enter.
+pg_data=${PG_DATA:-${TMPDIR:-/tmp}/packnow-demo-postgres}
 
 # Local ports of the demo's processes; override when one is taken.
 WEBHOOK_PORT=${WEBHOOK_PORT:-9443}
@@ -115,7 +118,7 @@ install_operator() {
 
 start_postgres() {
   step "Starting PostgreSQL and applying the sample PackNowApp"
-  local data="$state/postgres"
+  local data="$pg_data"
   if [ ! -d "$data" ]; then
     mkdir -p "$data"
     [ "$(id -u)" = 0 ] && chown postgres "$data"
@@ -358,8 +361,9 @@ down() {
   stop_pidfile "$state/api.pid"
   stop_pidfile "$state/manager.pid"
   stop_pidfile "$state/redis.pid"
-  if [ -d "$state/postgres" ]; then
-    as_postgres "$(pg_config --bindir)/pg_ctl" -D "$state/postgres" -m fast stop >/dev/null 2>&1 || true
+  if [ -d "$pg_data" ]; then
+    as_postgres "$(pg_config --bindir)/pg_ctl" -D "$pg_data" -m fast stop >/dev/null 2>&1 || true
+    rm -rf "$pg_data"
   fi
   if [ -x "$root/bin/kwokctl" ]; then
     "$root/bin/kwokctl" delete cluster --name "$cluster" --kubeconfig "$KUBECONFIG" >/dev/null 2>&1 || true
