@@ -34,11 +34,17 @@ var testInputs = deploymentInputs{
 // TestDeploymentGolden pins the whole Deployment; review a diff in testdata/deployment.yaml like code
 // (go test ./controllers -run Golden -update rewrites it).
 func TestDeploymentGolden(t *testing.T) {
-	got, err := yaml.Marshal(desiredDeployment(testApp(), testInputs))
+	assertGolden(t, "deployment.yaml", desiredDeployment(testApp(), testInputs))
+}
+
+// assertGolden compares obj as YAML with testdata/<file>; -update rewrites the file.
+func assertGolden(t *testing.T, file string, obj any) {
+	t.Helper()
+	got, err := yaml.Marshal(obj)
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "deployment.yaml")
+	golden := filepath.Join("testdata", file)
 	if *update {
 		if err := os.WriteFile(golden, got, 0o644); err != nil {
 			t.Fatal(err)
@@ -49,7 +55,7 @@ func TestDeploymentGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	if string(got) != string(want) {
-		t.Errorf("the Deployment differs from %s (rerun with -update and review the diff):\n%s", golden, got)
+		t.Errorf("differs from %s (rerun with -update and review the diff):\n%s", golden, got)
 	}
 }
 

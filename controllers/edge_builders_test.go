@@ -1,15 +1,12 @@
 package controllers
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
-	"sigs.k8s.io/yaml"
 
 	packnowv1alpha1 "github.com/packnow/packnow-operator/api/v1alpha1"
 )
@@ -49,25 +46,7 @@ func TestEdgeGolden(t *testing.T) {
 		{"ingress-traefik.yaml", desiredIngress(edgeTestApp(traefikIngress))},
 		{"traefik-middlewares.yaml", desiredMiddlewares(edgeTestApp(traefikIngress))},
 	} {
-		t.Run(tc.file, func(t *testing.T) {
-			got, err := yaml.Marshal(tc.obj)
-			if err != nil {
-				t.Fatal(err)
-			}
-			golden := filepath.Join("testdata", tc.file)
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != string(want) {
-				t.Errorf("differs from %s (rerun with -update and review the diff):\n%s", golden, got)
-			}
-		})
+		t.Run(tc.file, func(t *testing.T) { assertGolden(t, tc.file, tc.obj) })
 	}
 }
 
