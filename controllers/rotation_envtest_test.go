@@ -165,6 +165,16 @@ func (r *rotation) secret() (*corev1.Secret, keyring.Set, error) {
 }
 
 // waitKeys waits until the Secret holds a key set that check accepts.
+// waitFirstKey waits for the key generated with the app.
+func (r *rotation) waitFirstKey() (*corev1.Secret, keyring.Set) {
+	return r.waitKeys("the first key", func(k keyring.Set) error {
+		if k.Current == "" {
+			return errors.New("no key yet")
+		}
+		return nil
+	})
+}
+
 func (r *rotation) waitKeys(what string, check func(keyring.Set) error) (*corev1.Secret, keyring.Set) {
 	r.t.Helper()
 	var secret *corev1.Secret
@@ -350,12 +360,7 @@ func testRotationCycle(t *testing.T, restart bool) {
 	t0 := r.clock.Now()
 	const keepPrevious = 7*day + 15*time.Minute
 
-	_, first := r.waitKeys("the first key", func(k keyring.Set) error {
-		if k.Current == "" {
-			return errors.New("no key yet")
-		}
-		return nil
-	})
+	_, first := r.waitFirstKey()
 	r.rollOut()
 	app := r.waitPhase(packnowv1alpha1.PhaseStable, first.Current, "Scheduled")
 	if st := app.Status.SecretKey; !st.LastRotationTime.Equal(&metav1.Time{Time: t0}) || !st.NextRotationTime.Equal(&metav1.Time{Time: t0.Add(90 * day)}) {
@@ -484,12 +489,7 @@ func testRotationCycle(t *testing.T, restart bool) {
 func TestRotationDoesNotSkipARolloutCutShortByACrash(t *testing.T) {
 	s := env(t)
 	r := s.rotation(t, "crash", nil)
-	_, first := r.waitKeys("the first key", func(k keyring.Set) error {
-		if k.Current == "" {
-			return errors.New("no key yet")
-		}
-		return nil
-	})
+	_, first := r.waitFirstKey()
 	r.rollOut()
 	r.waitPhase(packnowv1alpha1.PhaseStable, first.Current, "Scheduled")
 	r.stop()
@@ -534,12 +534,7 @@ func TestRotationOnRequest(t *testing.T) {
 	r := s.rotation(t, "manual", func(app *packnowv1alpha1.PackNowApp) {
 		app.Annotations = map[string]string{request: "at-creation"}
 	})
-	_, first := r.waitKeys("the first key", func(k keyring.Set) error {
-		if k.Current == "" {
-			return errors.New("no key yet")
-		}
-		return nil
-	})
+	_, first := r.waitFirstKey()
 	r.rollOut()
 	r.nudge()
 	r.keysAre("a request the first key answered", first)
@@ -609,12 +604,7 @@ func TestRetirePreviousKeyOnRequest(t *testing.T) {
 	r := s.rotation(t, "retire", func(app *packnowv1alpha1.PackNowApp) {
 		app.Annotations = map[string]string{retire: "at-creation"}
 	})
-	secret, first := r.waitKeys("the first key", func(k keyring.Set) error {
-		if k.Current == "" {
-			return errors.New("no key yet")
-		}
-		return nil
-	})
+	secret, first := r.waitFirstKey()
 	if got := secret.Annotations[handled]; got != "at-creation" {
 		t.Errorf("handled retire request %q on the first key, want at-creation", got)
 	}
@@ -684,12 +674,7 @@ func TestRotationPeriodChangeMovesTheSchedule(t *testing.T) {
 	s := env(t)
 	r := s.rotation(t, "period", nil)
 	t0 := r.clock.Now()
-	_, first := r.waitKeys("the first key", func(k keyring.Set) error {
-		if k.Current == "" {
-			return errors.New("no key yet")
-		}
-		return nil
-	})
+	_, first := r.waitFirstKey()
 	r.rollOut()
 	r.waitPhase(packnowv1alpha1.PhaseStable, first.Current, "Scheduled")
 
@@ -721,12 +706,7 @@ func TestRotationPeriodChangeMovesTheSchedule(t *testing.T) {
 func TestRotationSecretDeletedMidway(t *testing.T) {
 	s := env(t)
 	r := s.rotation(t, "lost", nil)
-	_, first := r.waitKeys("the first key", func(k keyring.Set) error {
-		if k.Current == "" {
-			return errors.New("no key yet")
-		}
-		return nil
-	})
+	_, first := r.waitFirstKey()
 	r.rollOut()
 	r.patchApp(`{"metadata":{"annotations":{"packnow.io/rotate-secret-key":"now"}}}`)
 	old, staged := r.waitKeys("a staged key", func(k keyring.Set) error {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,24 +36,6 @@ func TestRunRejectsArguments(t *testing.T) {
 	}
 }
 
-// syncBuffer is written by the server's logger while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestRunMigratesServesAndShutsDown starts the real binary's entry point against real servers,
 // waits until it answers, and stops it as SIGTERM would.
 func TestRunMigratesServesAndShutsDown(t *testing.T) {
@@ -74,7 +55,7 @@ func TestRunMigratesServesAndShutsDown(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"packnow-api"}, func(k string) string { return env[k] }, logs) }()
 

@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,7 +91,7 @@ type env struct {
 	redis   *redis.Client
 	audit   *audit.Writer
 	cfg     config.Config
-	logs    *syncBuffer
+	logs    *testenv.LogBuffer
 	gate    *credentials.Gate
 	// remoteAddr is the socket peer of requests; each env has its own, so that tests sharing
 	// the package's Redis never share a rate-limit budget.
@@ -105,24 +104,6 @@ type options struct {
 	// environment overrides the test defaults, as the operator's env would.
 	environment map[string]string
 	gate        *credentials.Gate
-}
-
-// syncBuffer collects a server's log lines while handlers write them.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 var ipCounter atomic.Int64
@@ -181,7 +162,7 @@ func newEnvWith(t *testing.T, o options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	w := audit.NewWriter(store.New(pool), slog.New(slog.NewJSONHandler(logs, nil)), cfg.AuditQueueSize)
 	t.Cleanup(func() {
 		if err := w.Close(context.Background()); err != nil {
