@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -43,6 +44,9 @@ func main() {
 		webhookCertDir  string
 		apiImage        string
 		leaderElectionN string
+		leaseDuration   time.Duration
+		renewDeadline   time.Duration
+		retryPeriod     time.Duration
 		webhooksOn      bool
 		certManager     bool
 		namespace       string
@@ -59,6 +63,14 @@ func main() {
 		"Elect a leader so that only one replica reconciles (default: on in a cluster, off outside).")
 	flag.StringVar(&leaderElectionN, "leader-election-namespace", "",
 		"Namespace of the leader-election Lease (default: the pod's namespace).")
+	// The defaults are controller-runtime's. A standby takes over a leader that died without releasing the
+	// Lease once the lease duration has passed since the last renewal.
+	flag.DurationVar(&leaseDuration, "leader-election-lease-duration", 15*time.Second,
+		"How long a standby waits after the leader's last renewal before it takes the Lease over.")
+	flag.DurationVar(&renewDeadline, "leader-election-renew-deadline", 10*time.Second,
+		"How long the leader keeps retrying to renew the Lease before it steps down; shorter than the lease duration.")
+	flag.DurationVar(&retryPeriod, "leader-election-retry-period", 2*time.Second,
+		"How often candidates try to acquire or renew the Lease.")
 	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port of the admission webhook server.")
 	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "",
 		"Directory with tls.crt and tls.key of the webhook server (default: <temp>/k8s-webhook-server/serving-certs).")
@@ -118,6 +130,9 @@ func main() {
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "packnow-operator.packnow.io",
 		LeaderElectionNamespace: leaderElectionN,
+		LeaseDuration:           &leaseDuration,
+		RenewDeadline:           &renewDeadline,
+		RetryPeriod:             &retryPeriod,
 		// The manager exits right after losing the lease, so stepping down early is safe and speeds failover.
 		LeaderElectionReleaseOnCancel: true,
 		WebhookServer: webhook.NewServer(webhook.Options{
