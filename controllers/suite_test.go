@@ -2,10 +2,8 @@ package controllers_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +13,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
@@ -24,10 +21,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/yaml"
 
 	packnowv1alpha1 "github.com/packnow/packnow-operator/api/v1alpha1"
 	"github.com/packnow/packnow-operator/controllers"
@@ -129,30 +124,10 @@ func startSuite() (*suite, error) {
 	return s, nil
 }
 
-// operatorUser is a user holding only the ClusterRole that `make manifests` generates from the RBAC markers,
-// so that every test also proves the role sufficient.
+// operatorUser is a user holding only the generated ClusterRole, so that every test also proves the role
+// sufficient.
 func (s *suite) operatorUser() (*rest.Config, error) {
-	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", "role.yaml"))
-	if err != nil {
-		return nil, err
-	}
-	role := &rbacv1.ClusterRole{}
-	if err := yaml.UnmarshalStrict(raw, role); err != nil {
-		return nil, err
-	}
-	const name = "packnow-operator"
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: name}},
-	}
-	ctx := context.Background()
-	if err := errors.Join(s.k8s.Create(ctx, role), s.k8s.Create(ctx, binding)); err != nil {
-		return nil, err
-	}
-	// The admin's client limits, which envtest raises for speed.
-	limits := &rest.Config{QPS: s.apiServer.Config.QPS, Burst: s.apiServer.Config.Burst}
-	user, err := s.apiServer.Env.AddUser(envtest.User{Name: name}, limits)
+	user, err := s.apiServer.OperatorUser("packnow-operator")
 	if err != nil {
 		return nil, err
 	}
@@ -303,24 +278,11 @@ func (s *suite) update(t *testing.T, obj client.Object, change func()) {
 	}
 }
 
-// markRolledOut plays the Deployment controller, which envtest lacks: it reports every desired pod of the
-// latest spec updated, ready and available.
+// markRolledOut plays the Deployment controller, which envtest lacks, once the Deployment exists.
 func (s *suite) markRolledOut(t *testing.T, namespace, name string) {
 	t.Helper()
-	d := &appsv1.Deployment{}
-	eventually(t, "Deployment "+name+" exists", func() error { return s.get(namespace, name, d) })
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := s.get(namespace, name, d); err != nil {
-			return err
-		}
-		n := ptr.Deref(d.Spec.Replicas, 1)
-		d.Status = appsv1.DeploymentStatus{
-			ObservedGeneration: d.Generation,
-			Replicas:           n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
-		}
-		return s.k8s.Status().Update(context.Background(), d)
-	})
-	if err != nil {
+	eventually(t, "Deployment "+name+" exists", func() error { return s.get(namespace, name, &appsv1.Deployment{}) })
+	if err := testenv.MarkRolledOut(context.Background(), s.k8s, namespace, name); err != nil {
 		t.Fatal(err)
 	}
 }
