@@ -104,12 +104,12 @@ func TestFaultLeaderElection(t *testing.T) {
 	patchApp(t, ns, name, fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, controllers.AnnotationRotateSecretKey, request))
 	// The watch sees the write at once, so the kill often lands before the leader has rolled the pods.
 	staged := history.waitFor(t, "a staged key", func(k keyring.Set) bool { return k.Next != "" })
+	leader.kill()
+	killedAt := time.Now()
 	lease, err := getLease(ctx, leaseNS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	leader.kill()
-	killedAt := time.Now()
 	lastRenewal := lease.Spec.RenewTime.Time
 
 	// What the dead leader left is the whole stage, written at once (docs/rotation.md, "State and crash
@@ -169,6 +169,7 @@ func TestFaultLeaderElection(t *testing.T) {
 		t.Fatalf("promoted keys %s, want the staged key signing and the first one previous", ids(promoted))
 	}
 	secret := getSecret(t, ns, name)
+	promotedAt := secret.Annotations[controllers.AnnotationRotatedAt]
 	if rotatedAt, err := time.Parse(time.RFC3339, secret.Annotations[controllers.AnnotationRotatedAt]); err != nil || rotatedAt.Before(killedAt.Truncate(time.Second)) {
 		t.Errorf("rotated-at %q after the promote, want a time after the kill (%s)", secret.Annotations[controllers.AnnotationRotatedAt], killedAt)
 	}
@@ -189,8 +190,12 @@ func TestFaultLeaderElection(t *testing.T) {
 	if retired != (keyring.Set{Current: promoted.Current}) {
 		t.Fatalf("keys %s after the retire, want only %s", ids(retired), ids(promoted))
 	}
-	if got := getSecret(t, ns, name).Annotations[controllers.AnnotationRetirePreviousKeyHandled]; got != retire {
+	secret = getSecret(t, ns, name)
+	if got := secret.Annotations[controllers.AnnotationRetirePreviousKeyHandled]; got != retire {
 		t.Errorf("handled retire request %q, want %q", got, retire)
+	}
+	if got := secret.Annotations[controllers.AnnotationRotatedAt]; got != promotedAt {
+		t.Errorf("rotated-at %q after the retire, want still the promote's %q", got, promotedAt)
 	}
 	r.rollOut()
 	waitPhase(t, ns, name, packnowv1alpha1.PhaseStable, retired.Current, controllers.ReasonRotationScheduled)
