@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -60,6 +61,21 @@ func apiServer(t testing.TB) *testenv.APIServer {
 // ends. With o.CertManager the certificate is envtest's; otherwise the operator manages its own.
 func startOperator(t testing.TB, o Options) {
 	t.Helper()
+	ready, _ := runOperator(t, o)
+	eventually(t, 2*time.Minute, func() error { return ready(nil) })
+	// The server accepts connections; wait until the API server's calls succeed too (a request in a namespace
+	// the webhooks do not select tells nothing, so create a labelled namespace's compliant pod).
+	ns := namespace(t, ModeEnforce)
+	eventually(t, time.Minute, func() error {
+		return apiServer(t).Client.Create(context.Background(), compliantPod("probe-"+randSuffix(), ns), client.DryRunAll)
+	})
+}
+
+// runOperator starts a manager with the webhooks on the port the webhook configurations call and returns at once,
+// with its readiness check. stop cancels the manager as a crash would, with no cleanup of what it wrote; it runs
+// when the test ends at the latest.
+func runOperator(t testing.TB, o Options) (ready healthz.Checker, stop func()) {
+	t.Helper()
 	s := apiServer(t)
 	wh := s.Env.WebhookInstallOptions
 	if o.CertDir == "" {
@@ -76,26 +92,24 @@ func startOperator(t testing.TB, o Options) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ready, err := Setup(mgr, o)
+	ready, err = Setup(mgr, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	eventually(t, 2*time.Minute, func() error { return ready(nil) })
-	// The server accepts connections; wait until the API server's calls succeed too (a request in a namespace
-	// the webhooks do not select tells nothing, so create a labelled namespace's compliant pod).
-	ns := namespace(t, ModeEnforce)
-	eventually(t, time.Minute, func() error {
-		return s.Client.Create(context.Background(), compliantPod("probe-"+randSuffix(), ns), client.DryRunAll)
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return ready, stop
 }
 
 // namespace creates a namespace labelled with mode ("" for none), deleted when the test ends.
