@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -35,6 +36,9 @@ var (
 func TestMain(m *testing.M) {
 	// go test shows this only for a failing package.
 	log.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
+	if spec := os.Getenv(operatorProcessEnv); spec != "" {
+		os.Exit(runOperatorProcess(spec))
+	}
 	code := m.Run()
 	if env != nil {
 		if err := env.Stop(); err != nil {
@@ -81,14 +85,7 @@ func runOperator(t testing.TB, o Options) (ready healthz.Checker, stop func()) {
 	if o.CertDir == "" {
 		o.CertDir = wh.LocalServingCertDir
 	}
-	mgr, err := ctrl.NewManager(s.Config, ctrl.Options{
-		Scheme:                 testenv.Scheme(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		WebhookServer:          webhook.NewServer(webhook.Options{Host: wh.LocalServingHost, Port: wh.LocalServingPort, CertDir: o.CertDir}),
-		// Each test starts its own manager, with the same controller names.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	mgr, err := newManager(s.Config, wh.LocalServingHost, wh.LocalServingPort, o.CertDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +107,18 @@ func runOperator(t testing.TB, o Options) (ready healthz.Checker, stop func()) {
 	}
 	t.Cleanup(stop)
 	return ready, stop
+}
+
+// newManager is an operator's manager with no metrics or probe server and its webhook server on host:port.
+func newManager(cfg *rest.Config, host string, port int, certDir string) (manager.Manager, error) {
+	return ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 testenv.Scheme(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		WebhookServer:          webhook.NewServer(webhook.Options{Host: host, Port: port, CertDir: certDir}),
+		// Each test starts its own manager, with the same controller names.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
 }
 
 // namespace creates a namespace labelled with mode ("" for none), deleted when the test ends.
