@@ -24,7 +24,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
@@ -404,6 +406,7 @@ func TestFaultOperatorKilledDuringCertRotation(t *testing.T) {
 	addr := net.JoinHostPort(s.Env.WebhookInstallOptions.LocalServingHost, strconv.Itoa(s.Env.WebhookInstallOptions.LocalServingPort))
 	enforced := namespace(t, ModeEnforce)
 
+	certs := watchCertState(t, secretKey, addr)
 	admissions := probeAdmissions(t, c, enforced)
 	var (
 		kills []time.Time
@@ -414,15 +417,16 @@ func TestFaultOperatorKilledDuringCertRotation(t *testing.T) {
 		deadline := op.started.Add(m.within)
 		caught := false
 		for !caught && time.Now().Before(deadline) {
+			// Look again as soon as the API server announces a change, which the operator reacts to as fast,
+			// and every few milliseconds for the certificate served.
+			select {
+			case <-certs.changed:
+			case <-time.After(10 * time.Millisecond):
+			}
 			if m.afterReady && !op.isReady() {
-				time.Sleep(20 * time.Millisecond)
 				continue
 			}
-			st, err := readCertState(ctx, c, secretKey, addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			caught = m.now(st)
+			caught = m.now(certs.state())
 		}
 		killed := op.kill()
 		kills = append(kills, killed)
@@ -433,7 +437,13 @@ func TestFaultOperatorKilledDuringCertRotation(t *testing.T) {
 			t.Logf("killed %s after start: did not catch the moment %q", killed.Sub(op.started).Round(time.Millisecond), m.name)
 			continue
 		}
-		t.Logf("killed %s after start: %s", killed.Sub(op.started).Round(time.Millisecond), m.name)
+		left := ""
+		if m.inAPIServer {
+			// Did the kill land before the operator's next write? Give the watch time to report such a write.
+			time.Sleep(200 * time.Millisecond)
+			left = fmt.Sprintf(" (left so in the API server: %t)", m.now(certs.state()))
+		}
+		t.Logf("killed %s after start: %s%s", killed.Sub(op.started).Round(time.Millisecond), m.name, left)
 	}
 
 	op := startOperatorProcess(t, options())
@@ -443,13 +453,7 @@ func TestFaultOperatorKilledDuringCertRotation(t *testing.T) {
 		t.Fatal("the last operator not ready after a minute")
 	}
 	up = append(up, interval{op.readyAt, time.Now().Add(time.Hour)})
-	eventually(t, 30*time.Second, func() error {
-		st, err := readCertState(ctx, c, secretKey, addr)
-		if err != nil {
-			return err
-		}
-		return st.consistent()
-	})
+	eventually(t, 30*time.Second, func() error { return certs.state().consistent() })
 	eventually(t, 30*time.Second, func() error {
 		return c.Create(ctx, compliantPod("pod-"+randSuffix(), enforced))
 	})
@@ -482,67 +486,120 @@ func TestFaultOperatorKilledDuringCertRotation(t *testing.T) {
 
 // killMoment is a moment in the operator's handling of its certificate at which the test kills it.
 type killMoment struct {
-	name       string
-	afterReady bool          // whether the operator has become ready by then
-	within     time.Duration // how long to wait for it before killing anyway
-	now        func(certState) bool
+	name        string
+	afterReady  bool          // whether the operator has become ready by then
+	inAPIServer bool          // whether it is a state of the API server alone, which a kill leaves behind
+	within      time.Duration // how long to wait for it before killing anyway
+	now         func(certState) bool
 }
 
 var killMoments = []killMoment{
-	{"CA and certificate in the Secret, not yet in the webhook configurations", false, 10 * time.Second, func(s certState) bool {
+	{"CA and certificate in the Secret, not yet in the webhook configurations", false, true, 10 * time.Second, func(s certState) bool {
 		return s.secretCA != nil && !bytes.Equal(s.secretCA, s.validatingCA)
 	}},
-	{"CA in the webhook configurations, webhook server not yet serving", false, 10 * time.Second, func(s certState) bool {
-		return s.secretCA != nil && bytes.Equal(s.secretCA, s.validatingCA) && bytes.Equal(s.secretCA, s.mutatingCA) && s.served == nil
+	{"CA in the webhook configurations, webhook server not yet serving", false, false, 10 * time.Second, func(s certState) bool {
+		return s.secretCA != nil && bytes.Equal(s.secretCA, s.validatingCA) && bytes.Equal(s.secretCA, s.mutatingCA) && s.served() == nil
 	}},
-	{"new serving certificate in the Secret, server still presenting the previous one", true, 15 * time.Second, func(s certState) bool {
-		return s.served != nil && s.secretCert != nil && !bytes.Equal(s.served.Raw, s.secretCert.Raw)
+	{"new serving certificate in the Secret, server still presenting the previous one", true, false, 15 * time.Second, func(s certState) bool {
+		served := s.served()
+		return served != nil && s.secretCert != nil && !bytes.Equal(served.Raw, s.secretCert.Raw)
 	}},
-	{"new CA in the Secret, webhook configurations still trusting the previous one", true, 20 * time.Second, func(s certState) bool {
+	{"new CA in the Secret, webhook configurations still trusting the previous one", true, true, 20 * time.Second, func(s certState) bool {
 		return s.secretCA != nil && !bytes.Equal(s.secretCA, s.validatingCA)
 	}},
-	{"one webhook configuration trusting the new CA, the other the previous one", true, 20 * time.Second, func(s certState) bool {
+	{"one webhook configuration trusting the new CA, the other the previous one", true, true, 20 * time.Second, func(s certState) bool {
 		return !bytes.Equal(s.validatingCA, s.mutatingCA)
 	}},
-	{"webhook configurations trusting a new CA, server still presenting the previous CA's certificate", true, 20 * time.Second, func(s certState) bool {
-		return s.served != nil && s.verify(s.served, s.validatingCA) != nil
+	{"webhook configurations trusting a new CA, server still presenting the previous CA's certificate", true, false, 20 * time.Second, func(s certState) bool {
+		served := s.served()
+		return served != nil && s.verify(served, s.validatingCA) != nil
 	}},
 }
 
-// certState is where the webhook's certificate stands: the Secret, the configurations' caBundle and the
-// certificate the server presents (nil when it does not accept connections).
+// certState is where the webhook's certificate stands: the Secret, the configurations' caBundle and, asked
+// for, the certificate the server presents.
 type certState struct {
 	secretCA                 []byte
 	secretCert               *x509.Certificate
 	validatingCA, mutatingCA []byte
-	served                   *x509.Certificate
+	addr                     string
 }
 
-func readCertState(ctx context.Context, c client.Client, secret client.ObjectKey, addr string) (certState, error) {
-	var st certState
-	var sec corev1.Secret
-	if err := c.Get(ctx, secret, &sec); client.IgnoreNotFound(err) != nil {
-		return st, err
+// served is the certificate the webhook server presents, nil when it does not accept connections.
+func (s certState) served() *x509.Certificate {
+	cert, _ := servedCert(s.addr)
+	return cert
+}
+
+// certWatch holds the latest certificate Secret and webhook configurations as the API server announces them.
+type certWatch struct {
+	mu      sync.Mutex
+	st      certState
+	changed chan struct{}
+}
+
+func watchCertState(t *testing.T, secret client.ObjectKey, addr string) *certWatch {
+	t.Helper()
+	s := apiServer(t)
+	c, err := client.NewWithWatch(s.Config, client.Options{Scheme: testenv.Scheme(), Mapper: s.Client.RESTMapper()})
+	if err != nil {
+		t.Fatal(err)
 	}
-	st.secretCA = sec.Data["ca.crt"]
-	if b, _ := pem.Decode(sec.Data[corev1.TLSCertKey]); b != nil {
-		cert, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return st, err
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	w := &certWatch{st: certState{addr: addr}, changed: make(chan struct{}, 1)}
+	// A watch from no resource version begins with the objects as they are.
+	for _, l := range []client.ObjectList{&corev1.SecretList{}, &admissionregistrationv1.ValidatingWebhookConfigurationList{}, &admissionregistrationv1.MutatingWebhookConfigurationList{}} {
+		opts := []client.ListOption{client.MatchingFields{"metadata.name": "validating-webhook-configuration"}}
+		switch l.(type) {
+		case *corev1.SecretList:
+			opts = []client.ListOption{client.InNamespace(secret.Namespace), client.MatchingFields{"metadata.name": secret.Name}}
+		case *admissionregistrationv1.MutatingWebhookConfigurationList:
+			opts = []client.ListOption{client.MatchingFields{"metadata.name": "mutating-webhook-configuration"}}
 		}
-		st.secretCert = cert
+		wi, err := c.Watch(ctx, l, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for ev := range wi.ResultChan() {
+				w.update(ev.Object, ev.Type == watch.Deleted)
+			}
+		}()
 	}
-	var v admissionregistrationv1.ValidatingWebhookConfiguration
-	if err := c.Get(ctx, client.ObjectKey{Name: "validating-webhook-configuration"}, &v); err != nil {
-		return st, err
+	return w
+}
+
+func (w *certWatch) update(obj runtime.Object, deleted bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch o := obj.(type) {
+	case *corev1.Secret:
+		w.st.secretCA, w.st.secretCert = nil, nil
+		if deleted {
+			break
+		}
+		w.st.secretCA = o.Data["ca.crt"]
+		if b, _ := pem.Decode(o.Data[corev1.TLSCertKey]); b != nil {
+			w.st.secretCert, _ = x509.ParseCertificate(b.Bytes)
+		}
+	case *admissionregistrationv1.ValidatingWebhookConfiguration:
+		w.st.validatingCA = o.Webhooks[0].ClientConfig.CABundle
+	case *admissionregistrationv1.MutatingWebhookConfiguration:
+		w.st.mutatingCA = o.Webhooks[0].ClientConfig.CABundle
+	default:
+		return // a watch error: the state keeps what it had
 	}
-	var m admissionregistrationv1.MutatingWebhookConfiguration
-	if err := c.Get(ctx, client.ObjectKey{Name: "mutating-webhook-configuration"}, &m); err != nil {
-		return st, err
+	select {
+	case w.changed <- struct{}{}:
+	default:
 	}
-	st.validatingCA, st.mutatingCA = v.Webhooks[0].ClientConfig.CABundle, m.Webhooks[0].ClientConfig.CABundle
-	st.served, _ = servedCert(addr)
-	return st, nil
+}
+
+func (w *certWatch) state() certState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.st
 }
 
 func (certState) verify(cert *x509.Certificate, ca []byte) error {
@@ -562,7 +619,7 @@ func (s certState) consistent() error {
 			return fmt.Errorf("the Secret's certificate against the %s configuration's caBundle: %w", name, err)
 		}
 	}
-	if s.served == nil || !bytes.Equal(s.served.Raw, s.secretCert.Raw) {
+	if served := s.served(); served == nil || !bytes.Equal(served.Raw, s.secretCert.Raw) {
 		return errors.New("the server does not present the Secret's certificate")
 	}
 	return nil
