@@ -69,19 +69,26 @@ func TestFaultWebhookDown(t *testing.T) {
 		t.Cleanup(func() { _ = c.Delete(context.Background(), p) })
 		return nil
 	}
-	// firstAdmission retries an enforced-namespace create until it succeeds and returns how long that took.
-	firstAdmission := func() time.Duration {
-		start := time.Now()
-		deadline := start.Add(time.Minute)
+	// recovered waits until a pod in the enforced namespace is admitted, logs how long that took from since, and
+	// checks that PackNowApps create again.
+	var disposable *packnowv1alpha1.PackNowApp // deleted while the webhook is down
+	recovered := func(t *testing.T, since time.Time, what string) {
+		t.Helper()
+		deadline := since.Add(time.Minute)
 		for {
 			err := createPod(enforced)
 			if err == nil {
-				return time.Since(start)
+				break
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("admissions still failing a minute after the webhook server came back: %v", err)
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("recovery: %s from %s to the first admitted pod", time.Since(since).Round(time.Millisecond), what)
+		var err error
+		if disposable, err = createApp(ctx, "app-"+randSuffix(), apps, `{}`); err != nil {
+			t.Errorf("PackNowApp create after recovery: %v", err)
 		}
 	}
 
@@ -90,6 +97,9 @@ func TestFaultWebhookDown(t *testing.T) {
 	eventually(t, time.Minute, func() error { return createPod(enforced) })
 	app, err := createApp(ctx, "app-"+randSuffix(), apps, `{}`)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if disposable, err = createApp(ctx, "app-"+randSuffix(), apps, `{}`); err != nil {
 		t.Fatal(err)
 	}
 
@@ -104,7 +114,7 @@ func TestFaultWebhookDown(t *testing.T) {
 		wantUnavailable(t, "pod in an enforced namespace", err, "pods.pod-security.packnow.io")
 
 		// The PackNowApp webhooks select every namespace: creates and updates wait for the webhook server too,
-		// while the status subresource, which they do not cover, stays writable.
+		// while deletes and the status subresource, which they do not cover, go through.
 		_, err = createApp(ctx, "app-"+randSuffix(), apps, `{}`)
 		wantUnavailable(t, "PackNowApp create", err, "default.packnowapps.packnow.io")
 		err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -127,6 +137,9 @@ func TestFaultWebhookDown(t *testing.T) {
 		if err != nil {
 			t.Errorf("PackNowApp status update: %v", err)
 		}
+		if err := c.Delete(ctx, disposable); err != nil {
+			t.Errorf("PackNowApp delete: %v", err)
+		}
 	}
 
 	// The operator stops and a new one starts in its place: nothing listens on the webhook port meanwhile.
@@ -134,11 +147,10 @@ func TestFaultWebhookDown(t *testing.T) {
 	t.Run("operator restarted", func(t *testing.T) {
 		stop()
 		whileDown(t)
-		ready, _ := runOperator(top, Options{CertManager: true}) // serves the rest of the test
 		start := time.Now()
+		ready, _ := runOperator(top, Options{CertManager: true}) // serves the rest of the test
 		eventually(t, 2*time.Minute, func() error { return ready(nil) })
-		firstAdmission()
-		t.Logf("recovery: %s from the new operator's start to the first admitted pod", time.Since(start).Round(time.Millisecond))
+		recovered(t, start, "the new operator's start")
 	})
 
 	// The operator keeps running; the network between the API server and it fails, in three ways.
@@ -158,10 +170,7 @@ func TestFaultWebhookDown(t *testing.T) {
 			proxy.cut(f)
 			whileDown(t)
 			proxy.restore()
-			t.Logf("recovery: %s from the network's return to the first admitted pod", firstAdmission().Round(time.Millisecond))
-			if _, err := createApp(ctx, "app-"+randSuffix(), apps, `{}`); err != nil {
-				t.Errorf("PackNowApp create after recovery: %v", err)
-			}
+			recovered(t, time.Now(), "the network's return")
 		})
 	}
 }
