@@ -1,19 +1,15 @@
 package webhooks
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +23,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -379,10 +374,10 @@ func editWebhooks(c client.Client, edit func(*admissionregistrationv1.WebhookCli
 	})
 }
 
-// TestFaultOperatorKilledDuringCertRotation stops the operator, as a crash would, at several moments of its
-// certificate's life: while bootstrapping it, while renewing the serving certificate and while replacing the CA.
-// Each time a new operator starts with an empty certificate directory, from what the API server holds. At the end
-// the certificate is consistent everywhere and pods in an enforced namespace are admitted.
+// TestFaultOperatorKilledDuringCertRotation kills the operator's process (SIGKILL: no cleanup, no graceful stop)
+// at several moments of its certificate's life: while bootstrapping it, while renewing the serving certificate and
+// while replacing the CA. Each time a new operator starts with an empty certificate directory, from what the API
+// server holds. At the end the certificate is consistent everywhere and pods in an enforced namespace are admitted.
 func TestFaultOperatorKilledDuringCertRotation(t *testing.T) {
 	s := apiServer(t)
 	ctx := context.Background()
@@ -456,11 +451,7 @@ func TestFaultOperatorKilledDuringCertRotation(t *testing.T) {
 	}
 
 	op := startOperatorProcess(t, options())
-	select {
-	case <-op.ready:
-	case <-time.After(time.Minute):
-		t.Fatal("the last operator not ready after a minute")
-	}
+	op.waitReady(t)
 	up = append(up, interval{op.readyAt, time.Now().Add(time.Hour)})
 	eventually(t, 30*time.Second, func() error { return certs.state().consistent() })
 	eventually(t, 30*time.Second, func() error {
@@ -679,124 +670,4 @@ func (p *admissionProbe) stop() []probeResult {
 		results = <-p.results
 	})
 	return results
-}
-
-// operatorProcessEnv, set in the environment of the test binary, makes it run an operator instead of the tests:
-// a process that a test can kill outright. Its value is an operatorSpec in JSON.
-const operatorProcessEnv = "PACKNOW_TEST_OPERATOR"
-
-type operatorSpec struct {
-	KubeConfig []byte
-	Host       string
-	Port       int
-	Options    Options
-}
-
-// runOperatorProcess is the operator process: it says "ready" on stdout once its readiness check passes and
-// exits when its parent goes away.
-func runOperatorProcess(spec string) int {
-	var s operatorSpec
-	if err := json.Unmarshal([]byte(spec), &s); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(s.KubeConfig)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	mgr, err := newManager(cfg, s.Host, s.Port, s.Options.CertDir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	ready, err := Setup(mgr, s.Options)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	go func() {
-		for ready(nil) != nil {
-			time.Sleep(10 * time.Millisecond)
-		}
-		fmt.Println("ready")
-	}()
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		os.Exit(1) // the test is gone
-	}()
-	if err := mgr.Start(context.Background()); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return 0
-}
-
-// operatorProcess is an operator running in a child process of the test binary.
-type operatorProcess struct {
-	cmd     *exec.Cmd
-	started time.Time
-	ready   chan struct{} // closed once it is ready
-	readyAt time.Time     // set before ready is closed
-	logs    *bytes.Buffer
-	exited  chan error
-}
-
-func startOperatorProcess(t *testing.T, o Options) *operatorProcess {
-	t.Helper()
-	s := apiServer(t)
-	wh := s.Env.WebhookInstallOptions
-	spec, err := json.Marshal(operatorSpec{KubeConfig: s.Env.KubeConfig, Host: wh.LocalServingHost, Port: wh.LocalServingPort, Options: o})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &operatorProcess{ready: make(chan struct{}), logs: &bytes.Buffer{}, exited: make(chan error, 1)}
-	p.cmd = exec.Command(os.Args[0])
-	p.cmd.Env = append(os.Environ(), operatorProcessEnv+"="+string(spec))
-	p.cmd.Stderr = p.logs
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.cmd.StdinPipe(); err != nil { // closed when the test binary exits
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p.started = time.Now()
-	go func() {
-		if line, _ := bufio.NewReader(stdout).ReadString('\n'); line == "ready\n" {
-			p.readyAt = time.Now()
-			close(p.ready)
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-		p.exited <- p.cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			logs := p.logs.String()
-			t.Logf("operator process started at %s, last logs:\n%s", p.started.Format(time.StampMilli), logs[max(0, len(logs)-4000):])
-		}
-	})
-	return p
-}
-
-func (p *operatorProcess) isReady() bool {
-	select {
-	case <-p.ready:
-		return true
-	default:
-		return false
-	}
-}
-
-// kill ends the process with SIGKILL, once, and returns when.
-func (p *operatorProcess) kill() time.Time {
-	at := time.Now()
-	_ = p.cmd.Process.Kill()
-	<-p.exited
-	p.exited <- nil // a later call returns at once
-	return at
 }

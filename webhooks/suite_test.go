@@ -67,8 +67,13 @@ func startOperator(t testing.TB, o Options) {
 	t.Helper()
 	ready, _ := runOperator(t, o)
 	eventually(t, 2*time.Minute, func() error { return ready(nil) })
-	// The server accepts connections; wait until the API server's calls succeed too (a request in a namespace
-	// the webhooks do not select tells nothing, so create a labelled namespace's compliant pod).
+	waitAdmitting(t)
+}
+
+// waitAdmitting waits, once the webhook server accepts connections, until the API server's calls succeed too (a
+// request in a namespace the webhooks do not select tells nothing, so create a labelled namespace's compliant pod).
+func waitAdmitting(t testing.TB) {
+	t.Helper()
 	ns := namespace(t, ModeEnforce)
 	eventually(t, time.Minute, func() error {
 		return apiServer(t).Client.Create(context.Background(), compliantPod("probe-"+randSuffix(), ns), client.DryRunAll)
