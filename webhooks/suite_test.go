@@ -81,8 +81,8 @@ func waitAdmitting(t testing.TB) {
 }
 
 // runOperator starts a manager with the webhooks on the port the webhook configurations call and returns at once,
-// with its readiness check. stop cancels the manager as a crash would, with no cleanup of what it wrote; it runs
-// when the test ends at the latest.
+// with its readiness check. stop cancels the manager, a graceful stop (startOperatorProcess's kill is a crash); it
+// runs when the test ends at the latest.
 func runOperator(t testing.TB, o Options) (ready healthz.Checker, stop func()) {
 	t.Helper()
 	s := apiServer(t)
