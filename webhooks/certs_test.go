@@ -31,7 +31,8 @@ func TestCertificateRotation(t *testing.T) {
 	// Give the configurations back envtest's CA for the other tests, once the operator has stopped.
 	t.Cleanup(func() { restoreCABundle(t, s.Client, s.Env.WebhookInstallOptions.LocalServingCAData) })
 	const lookahead = time.Hour
-	startOperator(t, Options{
+	// In a process of its own: cert-controller's controller name can be taken only once per process.
+	op := startOperatorProcess(t, Options{
 		Namespace:                      "packnow-system",
 		CertDir:                        t.TempDir(),
 		ValidatingWebhookConfiguration: "validating-webhook-configuration",
@@ -44,6 +45,8 @@ func TestCertificateRotation(t *testing.T) {
 		CertDuration:           lookahead + 5*time.Second,
 		RotationCheckFrequency: time.Second,
 	})
+	op.waitReady(t)
+	waitAdmitting(t)
 
 	addr := net.JoinHostPort(s.Env.WebhookInstallOptions.LocalServingHost, strconv.Itoa(s.Env.WebhookInstallOptions.LocalServingPort))
 	ns := namespace(t, ModeEnforce)

@@ -15,8 +15,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -34,6 +36,9 @@ var (
 func TestMain(m *testing.M) {
 	// go test shows this only for a failing package.
 	log.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
+	if spec := os.Getenv(operatorProcessEnv); spec != "" {
+		os.Exit(runOperatorProcess(spec))
+	}
 	code := m.Run()
 	if env != nil {
 		if err := env.Stop(); err != nil {
@@ -60,41 +65,64 @@ func apiServer(t testing.TB) *testenv.APIServer {
 // ends. With o.CertManager the certificate is envtest's; otherwise the operator manages its own.
 func startOperator(t testing.TB, o Options) {
 	t.Helper()
+	ready, _ := runOperator(t, o)
+	eventually(t, 2*time.Minute, func() error { return ready(nil) })
+	waitAdmitting(t)
+}
+
+// waitAdmitting waits, once the webhook server accepts connections, until the API server's calls succeed too (a
+// request in a namespace the webhooks do not select tells nothing, so create a labelled namespace's compliant pod).
+func waitAdmitting(t testing.TB) {
+	t.Helper()
+	ns := namespace(t, ModeEnforce)
+	eventually(t, time.Minute, func() error {
+		return apiServer(t).Client.Create(context.Background(), compliantPod("probe-"+randSuffix(), ns), client.DryRunAll)
+	})
+}
+
+// runOperator starts a manager with the webhooks on the port the webhook configurations call and returns at once,
+// with its readiness check. stop cancels the manager, a graceful stop (startOperatorProcess's kill is a crash); it
+// runs when the test ends at the latest.
+func runOperator(t testing.TB, o Options) (ready healthz.Checker, stop func()) {
+	t.Helper()
 	s := apiServer(t)
 	wh := s.Env.WebhookInstallOptions
 	if o.CertDir == "" {
 		o.CertDir = wh.LocalServingCertDir
 	}
-	mgr, err := ctrl.NewManager(s.Config, ctrl.Options{
-		Scheme:                 testenv.Scheme(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		WebhookServer:          webhook.NewServer(webhook.Options{Host: wh.LocalServingHost, Port: wh.LocalServingPort, CertDir: o.CertDir}),
-		// Each test starts its own manager, with the same controller names.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	mgr, err := newManager(s.Config, wh.LocalServingHost, wh.LocalServingPort, o.CertDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ready, err := Setup(mgr, o)
+	ready, err = Setup(mgr, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	eventually(t, 2*time.Minute, func() error { return ready(nil) })
-	// The server accepts connections; wait until the API server's calls succeed too (a request in a namespace
-	// the webhooks do not select tells nothing, so create a labelled namespace's compliant pod).
-	ns := namespace(t, ModeEnforce)
-	eventually(t, time.Minute, func() error {
-		return s.Client.Create(context.Background(), compliantPod("probe-"+randSuffix(), ns), client.DryRunAll)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return ready, stop
+}
+
+// newManager is an operator's manager with no metrics or probe server and its webhook server on host:port.
+func newManager(cfg *rest.Config, host string, port int, certDir string) (manager.Manager, error) {
+	return ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 testenv.Scheme(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		WebhookServer:          webhook.NewServer(webhook.Options{Host: host, Port: port, CertDir: certDir}),
+		// Each test starts its own manager, with the same controller names.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 }
 
