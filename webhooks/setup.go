@@ -3,6 +3,7 @@
 package webhooks
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -108,11 +109,13 @@ func Setup(mgr manager.Manager, o Options) (healthz.Checker, error) {
 		return nil, err
 	}
 	var registered atomic.Bool
-	go func() {
-		<-ready
+	err = mgr.Add(registerWhenReady{ready: ready, register: func() {
 		register()
 		registered.Store(true)
-	}()
+	}})
+	if err != nil {
+		return nil, err
+	}
 	return func(req *http.Request) error {
 		if !registered.Load() {
 			return errors.New("webhook certificate not ready")
@@ -120,3 +123,21 @@ func Setup(mgr manager.Manager, o Options) (healthz.Checker, error) {
 		return mgr.GetWebhookServer().StartedChecker()(req)
 	}, nil
 }
+
+// registerWhenReady registers the webhooks once the certificate is in place, on every replica (standbys serve
+// admissions too). As a runnable it gives up when the manager stops first: registering on a stopped manager panics.
+type registerWhenReady struct {
+	ready    <-chan struct{}
+	register func()
+}
+
+func (r registerWhenReady) Start(ctx context.Context) error {
+	select {
+	case <-r.ready:
+		r.register()
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+func (registerWhenReady) NeedLeaderElection() bool { return false }
