@@ -61,6 +61,31 @@ func TestSuccessfulLoginResetsTheFailureCount(t *testing.T) {
 	}
 }
 
+// TestBusyLoginsDoNotLockTheAccount: answers of "busy" are the server's load, not guesses; however
+// many a user gets, the right password still logs in once a slot is free.
+func TestBusyLoginsDoNotLockTheAccount(t *testing.T) {
+	t.Parallel()
+	gate := credentials.NewGate(1, 10*time.Millisecond)
+	e := newEnvWith(t, options{gate: gate, environment: map[string]string{"LOCKOUT_THRESHOLD": "3"}})
+	u := e.register("user")
+	if err := gate.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	login := map[string]string{"phone": u.Phone, "password": password}
+	for range 5 {
+		e.do("POST", "/api/v1/auth/login", "", login).wantError(http.StatusServiceUnavailable, "busy")
+	}
+	gate.Release()
+	e.login(u.Phone, password)
+
+	// Wrong passwords, checked, still lock as before.
+	for range 3 {
+		e.do("POST", "/api/v1/auth/login", "", map[string]string{"phone": u.Phone, "password": "Wr0ng&Password"}).
+			want(http.StatusUnauthorized)
+	}
+	e.do("POST", "/api/v1/auth/login", "", login).wantError(http.StatusTooManyRequests, "account_locked")
+}
+
 // TestBcryptWorkIsBounded fills every bcrypt slot: password work that finds none answers 503
 // with Retry-After instead of queueing, and works again once a slot is free.
 func TestBcryptWorkIsBounded(t *testing.T) {

@@ -124,7 +124,8 @@ func tokenView(p token.Pair) tokenResponse {
 
 // login answers an unknown phone and a wrong password the same way, after the same bcrypt
 // work, so that it does not reveal which phone numbers have accounts. Attempts count towards a
-// lockout of the phone number, known or not; while it lasts no password is even checked.
+// lockout of the phone number, known or not; while it lasts no password is even checked. An
+// attempt whose password could not be checked (server busy or failing) is given back.
 func (s *server) login(w http.ResponseWriter, r *http.Request) error {
 	var req loginRequest
 	if err := decodeJSON(w, r, &req); err != nil {
@@ -154,10 +155,16 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) error {
 		return &Error{Status: http.StatusTooManyRequests, Code: "account_locked",
 			Message: "too many failed logins; try again later", RetryAfter: ceilSeconds(locked)}
 	}
+	unchecked := func(err error) error {
+		if rerr := s.lockout.release(r.Context(), lockKey); rerr != nil {
+			s.redisFailure(r, "lockout", rerr)
+		}
+		return err
+	}
 	u, err := s.store.UserByPhone(r.Context(), phone)
 	known := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
+		return unchecked(err)
 	}
 	hash := u.PasswordHash
 	if !known {
@@ -165,7 +172,7 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	matches, err := s.passwordMatches(r.Context(), hash, req.Password)
 	if err != nil {
-		return err
+		return unchecked(err)
 	}
 	if !matches || !known {
 		s.metrics.logins.WithLabelValues("invalid_credentials").Inc()

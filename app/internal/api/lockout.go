@@ -62,6 +62,23 @@ func (l *lockout) failed(ctx context.Context, key string, n int64) (lockedNow bo
 	return true, l.redis.PExpire(ctx, "lockout:"+key, l.duration).Err()
 }
 
+// giveBack uncounts an attempt whose password was never checked (every bcrypt slot busy, the
+// database failing): a user with the right password must not be locked out by the server's own
+// load. It cannot help a guesser, who learns nothing from an unchecked attempt.
+var giveBack = redis.NewScript(`
+if redis.call('DECR', KEYS[1]) <= 0 then
+	redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// release gives back an attempt counted by attempt whose password was never checked.
+func (l *lockout) release(ctx context.Context, key string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisTimeout)
+	defer cancel()
+	return giveBack.Run(ctx, l.redis, []string{"lockout:" + key}).Err()
+}
+
 // reset forgets the attempts after a successful login.
 func (l *lockout) reset(ctx context.Context, key string) error {
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
