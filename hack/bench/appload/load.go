@@ -19,7 +19,8 @@ type outcome struct {
 	start   time.Time
 	latency time.Duration
 	// kind is the status and, for refusals, the API's error code ("200", "503 busy"); "error"
-	// when no response came back.
+	// when no response came back, and "200 unmetered" when the rate limit let the request through
+	// without asking Redis (RATE_LIMIT_FAIL_OTHER=open after a Redis error or timeout).
 	kind string
 }
 
@@ -39,7 +40,7 @@ func (t *tally) add(o outcome, err error) {
 	}
 	t.requests++
 	t.kinds[o.kind]++
-	if o.kind == "200" {
+	if o.ok() {
 		t.ok = append(t.ok, o.latency)
 	}
 	if err != nil && t.firstError == "" {
@@ -96,14 +97,20 @@ func send(client *http.Client, req *http.Request) (outcome, error) {
 		o.kind = "error"
 		return o, err
 	}
-	o.kind = kindOf(resp.StatusCode, body)
+	o.kind = kindOf(resp.StatusCode, resp.Header, body)
 	return o, nil
 }
 
+func (o outcome) ok() bool { return strings.HasPrefix(o.kind, "200") }
+
 // kindOf names a response by its status and, when it is an API error, its code: a 429 from the
-// rate limit and one from the lockout mean different things.
-func kindOf(status int, body []byte) string {
+// rate limit and one from the lockout mean different things. A limited route whose answer lacks
+// X-RateLimit-Remaining was served without its budget being checked.
+func kindOf(status int, header http.Header, body []byte) string {
 	if status == http.StatusOK {
+		if header.Get("X-RateLimit-Limit") != "" && header.Get("X-RateLimit-Remaining") == "" {
+			return "200 unmetered"
+		}
 		return "200"
 	}
 	var e struct {

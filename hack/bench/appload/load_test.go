@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"net/http"
 	"net/netip"
 	"testing"
 	"time"
@@ -10,17 +11,22 @@ import (
 )
 
 func TestKindNamesStatusAndErrorCode(t *testing.T) {
+	metered := http.Header{"X-Ratelimit-Limit": {"60"}, "X-Ratelimit-Remaining": {"59"}}
+	unmetered := http.Header{"X-Ratelimit-Limit": {"60"}}
 	for _, tc := range []struct {
 		status int
+		header http.Header
 		body   string
 		want   string
 	}{
-		{200, `{"access_token":"x"}`, "200"},
-		{503, `{"error":{"code":"busy","message":"too many password checks in progress; retry shortly"}}`, "503 busy"},
-		{429, `{"error":{"code":"account_locked","message":"..."}}`, "429 account_locked"},
-		{502, `<html>bad gateway</html>`, "502"},
+		{200, metered, `{"access_token":"x"}`, "200"},
+		{200, unmetered, `{"items":[]}`, "200 unmetered"},
+		{200, nil, `{"status":"ok"}`, "200"},
+		{503, metered, `{"error":{"code":"busy","message":"too many password checks in progress; retry shortly"}}`, "503 busy"},
+		{429, metered, `{"error":{"code":"account_locked","message":"..."}}`, "429 account_locked"},
+		{502, nil, `<html>bad gateway</html>`, "502"},
 	} {
-		if got := kindOf(tc.status, []byte(tc.body)); got != tc.want {
+		if got := kindOf(tc.status, tc.header, []byte(tc.body)); got != tc.want {
 			t.Errorf("kindOf(%d, %s) = %q, want %q", tc.status, tc.body, got, tc.want)
 		}
 	}
@@ -29,15 +35,16 @@ func TestKindNamesStatusAndErrorCode(t *testing.T) {
 func TestTallyMixListsMostFirstAndKeepsOKLatencies(t *testing.T) {
 	var a, b tally
 	a.add(outcome{kind: "200", latency: time.Millisecond}, nil)
+	a.add(outcome{kind: "200 unmetered", latency: time.Millisecond}, nil)
 	a.add(outcome{kind: "503 busy"}, nil)
 	b.add(outcome{kind: "503 busy"}, nil)
 	b.add(outcome{kind: "error"}, errors.New("connection reset"))
 	b.add(outcome{kind: "429 rate_limited"}, nil)
 	a.merge(b)
-	if got, want := a.mix(), "503 busy: 2, 200: 1, 429 rate_limited: 1, error: 1"; got != want {
+	if got, want := a.mix(), "503 busy: 2, 200: 1, 200 unmetered: 1, 429 rate_limited: 1, error: 1"; got != want {
 		t.Errorf("mix = %q, want %q", got, want)
 	}
-	if a.requests != 5 || len(a.ok) != 1 || a.firstError != "connection reset" {
+	if a.requests != 6 || len(a.ok) != 2 || a.firstError != "connection reset" {
 		t.Errorf("tally = %+v", a)
 	}
 }

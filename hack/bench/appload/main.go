@@ -168,6 +168,7 @@ func throughput(ctx context.Context, o options, env []string, dsn string) error 
 		o.duration, o.warmup)
 	fmt.Println("connection sends its next request on the previous answer, Retry-After not honoured. Latencies are of")
 	fmt.Println("200 responses; \"responses\" counts every answer by status and error code.")
+	fmt.Println(legend)
 
 	if o.scenarios["orders"] {
 		if _, err := registerUsers(ctx, s, dsn, ordersUser, 1); err != nil {
@@ -245,6 +246,10 @@ func table(o options, newRequest func(i int) *http.Request, rowRequests func(con
 	}
 }
 
+// legend explains the kinds of answer that say Redis did not answer the rate limit in time.
+const legend = "\"200 unmetered\" and \"503 unavailable\": the rate limit's Redis call failed or exceeded its 250 ms, so\n" +
+	"the request was let through (RATE_LIMIT_FAIL_OTHER=open) or, on login, refused (RATE_LIMIT_FAIL_AUTH=closed)."
+
 // loginRequest logs user i in; a non-empty forwardedFor is the client address a trusted proxy
 // would report.
 func loginRequest(base string, i int, forwardedFor string) *http.Request {
@@ -301,7 +306,7 @@ func loginFlood(ctx context.Context, o options, env []string, dsn string) error 
 	fmt.Printf("A fresh server with the default rate limits, lockout and BCRYPT_CONCURRENCY (GOMAXPROCS); each login is its own\n"+
 		"user's, right password, one attempt, no retry, on its own connection, from its own client address\n"+
 		"(X-Forwarded-For, TRUSTED_PROXIES=127.0.0.1/32), as %d users behind an ingress. /healthz is polled every %s on\n"+
-		"one kept-alive connection.\n\n", o.flood, o.healthzEvery)
+		"one kept-alive connection. %s\n\n", o.flood, o.healthzEvery, legend)
 	idle := report.Summarize(during(polls, pollStart, start).ok)
 	busy := during(polls, start, start.Add(drain))
 	flooded := report.Summarize(busy.ok)
