@@ -306,7 +306,7 @@ func loginFlood(ctx context.Context, o options, env []string, dsn string) error 
 	fmt.Printf("A fresh server with the default rate limits, lockout and BCRYPT_CONCURRENCY (GOMAXPROCS); each login is its own\n"+
 		"user's, right password, one attempt, no retry, on its own connection, from its own client address\n"+
 		"(X-Forwarded-For, TRUSTED_PROXIES=127.0.0.1/32), as %d users behind an ingress. /healthz is polled every %s on\n"+
-		"one kept-alive connection. %s\n\n", o.flood, o.healthzEvery, legend)
+		"one kept-alive connection.\n%s\n\n", o.flood, o.healthzEvery, legend)
 	idle := report.Summarize(during(polls, pollStart, start).ok)
 	busy := during(polls, start, start.Add(drain))
 	flooded := report.Summarize(busy.ok)

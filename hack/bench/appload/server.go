@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -49,6 +50,8 @@ func startAPI(bin string, env []string) (*apiServer, error) {
 		return nil, err
 	}
 	cmd := exec.Command(bin)
+	// The server must not outlive a benchmark that is killed before it can stop it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	cmd.Env = append(os.Environ(), append(env, "LISTEN_ADDR="+addr)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
