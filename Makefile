@@ -191,3 +191,12 @@ $(LOCALBIN)/kwok $(LOCALBIN)/kwokctl:
 .PHONY: kubectl
 kubectl: ## Build kubectl (and the rest of the local control plane) into bin/k8s/ (once).
 	hack/controlplane.sh all >/dev/null
+
+##@ Benchmark of the API
+
+# Flags for hack/bench/appload, e.g. BENCH_APP_FLAGS="-duration 30s -conns 16,64" (go run ./hack/bench/appload -h).
+BENCH_APP_FLAGS ?=
+
+.PHONY: bench-app
+bench-app: test-deps ## Benchmark packnow-api with real PostgreSQL and Redis: orders and login at 16/64/256 connections, a 500-login flood (~3 min).
+	go run ./hack/bench/appload $(BENCH_APP_FLAGS)
