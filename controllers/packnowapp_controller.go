@@ -177,15 +177,16 @@ func (r *PackNowAppReconciler) reconcileChildren(ctx context.Context, app *packn
 	obs.secretKey, obs.keyRotation = &keyState, keyRot
 
 	pg, redis := postgresCredential(app), redisCredential(app)
-	obs.postgresSecret, obs.redisSecret = pg.secretName(), redis.secretName()
 	pgURL, pgProblem, err := r.reconcileCredential(ctx, app, pg, app.Status.Secrets.Postgres)
 	if err != nil {
 		return obs, err
 	}
+	obs.postgresSecret = pg.secretName()
 	redisURL, redisProblem, err := r.reconcileCredential(ctx, app, redis, app.Status.Secrets.Redis)
 	if err != nil {
 		return obs, err
 	}
+	obs.redisSecret = redis.secretName()
 	obs.secretsProblem = joinProblems(pgProblem, redisProblem)
 
 	if err := applyChild(ctx, r, app, &corev1.ServiceAccount{}, desiredServiceAccount(app), corev1ac.ExtractServiceAccount); err != nil {
