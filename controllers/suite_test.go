@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -73,25 +75,23 @@ func env(t *testing.T) *suite {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared != nil {
-		shared.stop()
-		if err := <-shared.done; err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-		if err := shared.apiServer.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop envtest:", err)
-		}
-	}
-	os.Exit(code)
-}
-
-func startSuite() (*suite, error) {
+	flag.Parse()
 	logger := logr.Discard()
 	if testing.Verbose() {
 		logger = zap.New(zap.UseDevMode(true))
 	}
 	ctrl.SetLogger(logger)
+	code := m.Run()
+	if shared != nil {
+		if err := shared.shutdown(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}
+	os.Exit(code)
+}
+
+// startSuite starts an API server with the edge providers' CRDs and the operator on it.
+func startSuite() (*suite, error) {
 	edgeCRDs, err := testenv.EdgeCRDPaths()
 	if err != nil {
 		return nil, err
@@ -100,10 +100,18 @@ func startSuite() (*suite, error) {
 	if err != nil {
 		return nil, err
 	}
+	s, err := startOperator(srv)
+	if err != nil {
+		return nil, errors.Join(err, srv.Stop())
+	}
+	return s, nil
+}
+
+// startOperator runs the operator's manager on srv as the operator's user.
+func startOperator(srv *testenv.APIServer) (*suite, error) {
 	s := &suite{apiServer: srv, k8s: srv.Client, writes: map[string]int{}, reconcile: map[client.ObjectKey]*atomic.Int64{}}
 	operator, err := s.operatorUser()
 	if err != nil {
-		_ = srv.Stop()
 		return nil, err
 	}
 	s.operator = operator
@@ -113,13 +121,13 @@ func startSuite() (*suite, error) {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		NewClient:              s.countingClient,
+		// The fault tests run a second suite in this process, which registers the same controller.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
-		_ = srv.Stop()
 		return nil, err
 	}
 	if err := (&controllers.PackNowAppReconciler{DefaultImage: testImage}).SetupWithManager(mgr); err != nil {
-		_ = srv.Stop()
 		return nil, err
 	}
 	s.cache = mgr.GetCache()
@@ -127,6 +135,19 @@ func startSuite() (*suite, error) {
 	s.stop, s.done = cancel, make(chan error, 1)
 	go func() { s.done <- mgr.Start(ctx) }()
 	return s, nil
+}
+
+// shutdown stops the manager, then the API server.
+func (s *suite) shutdown() error {
+	s.stop()
+	var errs []error
+	if err := <-s.done; err != nil {
+		errs = append(errs, fmt.Errorf("manager: %w", err))
+	}
+	if err := s.apiServer.Stop(); err != nil {
+		errs = append(errs, fmt.Errorf("stop envtest: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 // operatorUser is a user holding only the ClusterRole that `make manifests` generates from the RBAC markers,

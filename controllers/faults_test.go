@@ -1,0 +1,320 @@
+package controllers_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	packnowv1alpha1 "github.com/packnow/packnow-operator/api/v1alpha1"
+	"github.com/packnow/packnow-operator/app/keyring"
+	"github.com/packnow/packnow-operator/controllers"
+	"github.com/packnow/packnow-operator/hack/testenv"
+)
+
+// faultTimeout bounds each wait of the fault tests; the busy machine needs far less.
+const faultTimeout = time.Minute
+
+// secretKeys are the data keys each generated Secret holds (CONVENTIONS, "SECRET_KEY Secret" and "Credential
+// Secrets"); a SECRET_KEY Secret outside a rotation holds the signing key alone.
+var secretKeys = map[string][]string{
+	"-secret-key": {keyring.EnvCurrent},
+	"-postgres":   {"DATABASE_URL", "password", "username"},
+	"-redis":      {"REDIS_URL", "password"},
+}
+
+// fleet is what the API server holds for a set of apps, read in one list per kind and namespace.
+type fleet struct {
+	apps    map[client.ObjectKey]packnowv1alpha1.PackNowApp
+	secrets map[client.ObjectKey]corev1.Secret
+	// children are the names of the other generated objects, by kind.
+	children map[string]map[client.ObjectKey]bool
+}
+
+// readFleet lists the apps and their children in namespaces.
+func (s *suite) readFleet(ctx context.Context, namespaces []string) (*fleet, error) {
+	f := &fleet{
+		apps:     map[client.ObjectKey]packnowv1alpha1.PackNowApp{},
+		secrets:  map[client.ObjectKey]corev1.Secret{},
+		children: map[string]map[client.ObjectKey]bool{},
+	}
+	managed := client.MatchingLabels{controllers.LabelManagedBy: controllers.ManagedByValue}
+	for _, ns := range namespaces {
+		apps, secrets := &packnowv1alpha1.PackNowAppList{}, &corev1.SecretList{}
+		if err := s.k8s.List(ctx, apps, client.InNamespace(ns)); err != nil {
+			return nil, err
+		}
+		for _, a := range apps.Items {
+			f.apps[client.ObjectKeyFromObject(&a)] = a
+		}
+		if err := s.k8s.List(ctx, secrets, client.InNamespace(ns), managed); err != nil {
+			return nil, err
+		}
+		for _, sec := range secrets.Items {
+			f.secrets[client.ObjectKeyFromObject(&sec)] = sec
+		}
+		for kind, list := range map[string]client.ObjectList{
+			"Deployment":          &appsv1.DeploymentList{},
+			"Service":             &corev1.ServiceList{},
+			"ServiceAccount":      &corev1.ServiceAccountList{},
+			"PodDisruptionBudget": &policyv1.PodDisruptionBudgetList{},
+			"NetworkPolicy":       &networkingv1.NetworkPolicyList{},
+		} {
+			if err := s.k8s.List(ctx, list, client.InNamespace(ns), managed); err != nil {
+				return nil, err
+			}
+			if f.children[kind] == nil {
+				f.children[kind] = map[client.ObjectKey]bool{}
+			}
+			for _, obj := range listedObjects(list) {
+				f.children[kind][client.ObjectKeyFromObject(obj)] = true
+			}
+		}
+	}
+	return f, nil
+}
+
+func listedObjects(list client.ObjectList) []client.Object {
+	var out []client.Object
+	switch l := list.(type) {
+	case *appsv1.DeploymentList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+	case *corev1.ServiceList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+	case *corev1.ServiceAccountList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+	case *policyv1.PodDisruptionBudgetList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+	case *networkingv1.NetworkPolicyList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+	}
+	return out
+}
+
+// started tells whether the operator has written anything for app.
+func (f *fleet) started(app client.ObjectKey) bool {
+	for suffix := range secretKeys {
+		if _, ok := f.secrets[client.ObjectKey{Namespace: app.Namespace, Name: app.Name + suffix}]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// converged is nil when app has every child, each generated Secret holds exactly its keys, and the status
+// describes the current generation with the Secrets resolved and nothing degraded. The rollout itself stays
+// pending: envtest runs no Deployment controller.
+func (f *fleet) converged(key client.ObjectKey) error {
+	app, ok := f.apps[key]
+	if !ok {
+		return errors.New("gone")
+	}
+	for suffix, want := range secretKeys {
+		name := client.ObjectKey{Namespace: key.Namespace, Name: key.Name + suffix}
+		sec, ok := f.secrets[name]
+		if !ok {
+			return fmt.Errorf("no Secret %s", name.Name)
+		}
+		if got := slices.Sorted(maps.Keys(sec.Data)); !slices.Equal(got, want) {
+			return fmt.Errorf("Secret %s holds %v, want %v", name.Name, got, want)
+		}
+	}
+	api := client.ObjectKey{Namespace: key.Namespace, Name: key.Name + "-api"}
+	for kind, names := range f.children {
+		if !names[api] {
+			return fmt.Errorf("no %s %s", kind, api.Name)
+		}
+	}
+	if app.Status.ObservedGeneration != app.Generation {
+		return fmt.Errorf("status describes generation %d of %d", app.Status.ObservedGeneration, app.Generation)
+	}
+	want := map[string]metav1.ConditionStatus{
+		packnowv1alpha1.ConditionSecretsReady: metav1.ConditionTrue,
+		packnowv1alpha1.ConditionDegraded:     metav1.ConditionFalse,
+		packnowv1alpha1.ConditionProgressing:  metav1.ConditionTrue,
+		packnowv1alpha1.ConditionReady:        metav1.ConditionFalse,
+	}
+	for condType, status := range want {
+		c := conditionOf(&app, condType)
+		if c == nil || c.Status != status || c.ObservedGeneration != app.Generation {
+			return fmt.Errorf("%s is %+v, want %s at generation %d", condType, c, status, app.Generation)
+		}
+	}
+	if kid := keyring.KeyID(string(f.secrets[client.ObjectKey{Namespace: key.Namespace, Name: key.Name + "-secret-key"}].Data[keyring.EnvCurrent])); app.Status.SecretKey.CurrentKeyID != kid {
+		return fmt.Errorf("status names key %s, the Secret holds %s", app.Status.SecretKey.CurrentKeyID, kid)
+	}
+	return nil
+}
+
+// waitFleet polls until every app in keys has converged and returns the state it converged to.
+func (s *suite) waitFleet(t *testing.T, namespaces []string, keys []client.ObjectKey) *fleet {
+	t.Helper()
+	deadline := time.Now().Add(faultTimeout)
+	for {
+		f, err := s.readFleet(context.Background(), namespaces)
+		if err == nil {
+			var pending []error
+			for _, k := range keys {
+				if err := f.converged(k); err != nil {
+					pending = append(pending, fmt.Errorf("%s: %w", k, err))
+				}
+			}
+			if len(pending) == 0 {
+				return f
+			}
+			err = fmt.Errorf("%d of %d apps not converged, first %w", len(pending), len(keys), pending[0])
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("apps to converge: %v", err)
+		}
+		time.Sleep(4 * pollInterval)
+	}
+}
+
+// TestFaultAPIServerRestart stops kube-apiserver while a fleet of apps is being reconciled and starts it again
+// on the same etcd data: every app converges, with exactly its Secrets and no credential regenerated.
+func TestFaultAPIServerRestart(t *testing.T) {
+	edgeCRDs, err := testenv.EdgeCRDPaths()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := testenv.StartAPIServer(testenv.APIServerOptions{CRDDirectoryPaths: edgeCRDs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := startOperator(srv)
+	if err != nil {
+		t.Fatal(errors.Join(err, srv.Stop()))
+	}
+	t.Cleanup(func() {
+		if err := s.shutdown(); err != nil {
+			t.Error(err)
+		}
+	})
+	ctx := context.Background()
+
+	const namespaces, perNamespace = 3, 10
+	var nss []string
+	var keys []client.ObjectKey
+	for i := range namespaces {
+		ns := s.namespace(t, fmt.Sprintf("restart-%d", i))
+		nss = append(nss, ns)
+		for j := range perNamespace {
+			keys = append(keys, client.ObjectKey{Namespace: ns, Name: fmt.Sprintf("app-%d", j)})
+		}
+	}
+	errs := make(chan error, len(keys))
+	for _, k := range keys {
+		go func() { errs <- s.k8s.Create(ctx, newApp(k.Namespace, k.Name)) }()
+	}
+	for range keys {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Stop the API server once the operator has begun on a quarter of the apps.
+	var before *fleet
+	eventually(t, "the operator to begin", func() error {
+		f, err := s.readFleet(ctx, nss)
+		if err != nil {
+			return err
+		}
+		before = f
+		n := 0
+		for _, k := range keys {
+			if f.started(k) {
+				n++
+			}
+		}
+		if n < len(keys)/4 {
+			return fmt.Errorf("begun on %d apps", n)
+		}
+		return nil
+	})
+	stopping := time.Now()
+	if err := srv.StopKubeAPIServer(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kube-apiserver took %s to stop", time.Since(stopping).Round(10*time.Millisecond))
+	// The last writes before the stop may have landed after the read above; the ones read are what must stay.
+	var started, done int
+	for _, k := range keys {
+		switch {
+		case before.converged(k) == nil:
+			done++
+		case before.started(k):
+			started++
+		}
+	}
+	t.Logf("kube-apiserver stopped with %d of %d apps mid-reconcile, %d converged, %d not begun",
+		started, len(keys), done, len(keys)-started-done)
+
+	const downtime = 5 * time.Second
+	time.Sleep(downtime)
+	if err := srv.StartKubeAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	// The operator's configuration from before the restart reaches the API server again.
+	operatorClient, err := client.New(s.operator, client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := operatorClient.List(ctx, &packnowv1alpha1.PackNowAppList{}, client.InNamespace(nss[0])); err != nil {
+		t.Fatalf("the operator's configuration after the restart: %v", err)
+	}
+
+	after := s.waitFleet(t, nss, keys)
+	t.Logf("kube-apiserver down %s; every app converged %s after it was back", downtime, time.Since(back).Round(10*time.Millisecond))
+
+	// Exactly the three Secrets of each app, and every value read before the stop unchanged.
+	if got, want := len(after.secrets), len(keys)*len(secretKeys); got != want {
+		t.Errorf("%d generated Secrets, want %d (3 per app)", got, want)
+	}
+	for key, old := range before.secrets {
+		now, ok := after.secrets[key]
+		if !ok {
+			t.Errorf("Secret %s lost", key)
+			continue
+		}
+		for k, v := range old.Data {
+			if string(now.Data[k]) != string(v) {
+				t.Errorf("Secret %s: %s changed across the restart", key, k)
+			}
+		}
+	}
+	// A regenerated credential would have announced itself with a Warning event.
+	for _, ns := range nss {
+		events := &eventsv1.EventList{}
+		if err := s.k8s.List(ctx, events, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events.Items {
+			if e.Reason == "PasswordRegenerated" || e.Reason == "SecretKeyRegenerated" {
+				t.Errorf("%s/%s: %s: %s", ns, e.Regarding.Name, e.Reason, e.Note)
+			}
+		}
+	}
+}
