@@ -192,7 +192,7 @@ func (r *PackNowAppReconciler) reconcileChildren(ctx context.Context, app *packn
 	if err := applyChild(ctx, r, app, &corev1.ServiceAccount{}, desiredServiceAccount(app), corev1ac.ExtractServiceAccount); err != nil {
 		return obs, err
 	}
-	if err := applyChild(ctx, r, app, &corev1.Service{}, desiredService(app), corev1ac.ExtractService); err != nil {
+	if err := r.reconcileService(ctx, app); err != nil {
 		return obs, err
 	}
 	if obs.edge, err = r.reconcileEdge(ctx, app); err != nil {
