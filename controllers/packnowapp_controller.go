@@ -142,6 +142,11 @@ func (r *PackNowAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 
 	obs, err := r.reconcileChildren(ctx, app)
+	if apierrors.IsConflict(err) {
+		// A conditional write raced another client's: nothing is wrong with the app, so the status stays as it
+		// is, and the retry, with the controller's backoff, starts from the newer object.
+		return ctrl.Result{}, err
+	}
 	if err != nil {
 		obs.applyError = err.Error()
 	}
