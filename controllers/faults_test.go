@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,8 +18,12 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	packnowv1alpha1 "github.com/packnow/packnow-operator/api/v1alpha1"
 	"github.com/packnow/packnow-operator/app/keyring"
@@ -315,6 +323,246 @@ func TestFaultAPIServerRestart(t *testing.T) {
 			if e.Reason == "PasswordRegenerated" || e.Reason == "SecretKeyRegenerated" {
 				t.Errorf("%s/%s: %s: %s", ns, e.Regarding.Name, e.Reason, e.Note)
 			}
+		}
+	}
+}
+
+// editor is the field manager of the tests' concurrent edits.
+const editor = "fault-editor"
+
+// controllerCounters reads, from the metrics registry the manager serves, the reconciles of the PackNowApp
+// controller by result, its errors and its work queue's rate-limited requeues. Every manager of this process
+// adds to the same series.
+func controllerCounters(t *testing.T) map[string]float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			switch name := f.GetName(); {
+			case name == "controller_runtime_reconcile_total" && labels["controller"] == "packnowapp":
+				out["reconcile_total{result="+labels["result"]+"}"] = m.GetCounter().GetValue()
+				out["reconcile_total"] += m.GetCounter().GetValue()
+			case name == "controller_runtime_reconcile_errors_total" && labels["controller"] == "packnowapp",
+				name == "workqueue_retries_total" && labels["name"] == "packnowapp":
+				out[strings.TrimPrefix(name, "controller_runtime_")] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	return out
+}
+
+func counterDeltas(before, after map[string]float64) string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(after)) {
+		out = append(out, fmt.Sprintf("%s +%.0f", k, after[k]-before[k]))
+	}
+	return strings.Join(out, ", ")
+}
+
+// applyAs server-side applies a JSON object as the editor, taking fields from the operator as kubectl apply
+// --force-conflicts would.
+func (s *suite) applyAs(obj client.Object, patch string) error {
+	return s.k8s.Patch(context.Background(), obj, client.RawPatch(types.ApplyPatchType, []byte(patch)),
+		client.FieldOwner(editor), client.ForceOwnership)
+}
+
+// editAs reads obj and writes it back changed with its resourceVersion, as kubectl edit does; a conflict is
+// returned, not retried. A missing object is no edit.
+func (s *suite) editAs(obj client.Object, change func()) error {
+	if err := s.get(obj.GetNamespace(), obj.GetName(), obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	change()
+	return s.k8s.Update(context.Background(), obj, client.FieldOwner(editor))
+}
+
+// TestFaultConcurrentEdits has another client edit a PackNowApp and its children, with server-side apply and
+// with read-modify-write updates, while the operator reconciles them: the operator's fields come back, the last
+// spec is what runs, the other manager's own fields stay, no credential is regenerated, and once the edits stop
+// the controller stops too.
+func TestFaultConcurrentEdits(t *testing.T) {
+	s := env(t)
+	ctx := context.Background()
+	ns := s.namespace(t, "conflicts")
+	const name = "edited"
+	s.create(t, newApp(ns, name))
+
+	// The credentials as first generated, which every edit below must leave as they are.
+	secrets := map[string]*corev1.Secret{}
+	for suffix := range secretKeys {
+		sec := &corev1.Secret{}
+		eventually(t, "Secret "+name+suffix, func() error { return s.get(ns, name+suffix, sec) })
+		secrets[name+suffix] = sec
+	}
+	before := controllerCounters(t)
+	reconciles := s.reconciles(client.ObjectKey{Namespace: ns, Name: name})
+	reconcilesBefore := reconciles.Load()
+
+	const rounds = 30
+	var conflicts atomic.Int64
+	var wg sync.WaitGroup
+	edit := func(what string, round func(i int) error) {
+		wg.Go(func() {
+			for i := range rounds {
+				switch err := round(i); {
+				case apierrors.IsConflict(err):
+					conflicts.Add(1)
+				case err != nil:
+					t.Errorf("%s, round %d: %v", what, i, err)
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+	app := &packnowv1alpha1.PackNowApp{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	edit("edit the PackNowApp's spec", func(i int) error {
+		a := app.DeepCopy()
+		return s.editAs(a, func() {
+			a.Spec.Image = fmt.Sprintf("packnow-api:edit-%d", i)
+			a.Spec.Replicas = ptr.To(int32(2 + i%3))
+		})
+	})
+	edit("apply labels and annotations to the PackNowApp", func(i int) error {
+		return s.applyAs(app.DeepCopy(), fmt.Sprintf(`{"apiVersion":"packnow.io/v1alpha1","kind":"PackNowApp",
+			"metadata":{"name":%q,"namespace":%q,"labels":{"team":"payments"},"annotations":{"fault.test/round":"%d"}}}`, name, ns, i))
+	})
+	edit("apply to the Deployment", func(i int) error {
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-api"}}
+		if err := s.get(ns, d.Name, d); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		// replicas is the operator's; the annotation is the editor's own.
+		return s.applyAs(d, fmt.Sprintf(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":%q,"namespace":%q,
+			"annotations":{"fault.test/round":"%d"}},"spec":{"replicas":%d}}`, d.Name, ns, i, 7+i%2))
+	})
+	edit("edit the Service", func(i int) error {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-api"}}
+		return s.editAs(svc, func() {
+			svc.Spec.Ports[0].Port = 81
+			metav1.SetMetaDataAnnotation(&svc.ObjectMeta, "fault.test/round", strconv.Itoa(i))
+		})
+	})
+	for secretName := range secrets {
+		edit("edit Secret "+secretName, func(i int) error {
+			sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: secretName}}
+			return s.editAs(sec, func() {
+				sec.Labels[controllers.LabelComponent] = "edited"
+				metav1.SetMetaDataAnnotation(&sec.ObjectMeta, "fault.test/round", strconv.Itoa(i))
+			})
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// The last spec the edits left, which the operator must run.
+	final := &packnowv1alpha1.PackNowApp{}
+	if err := s.get(ns, name, final); err != nil {
+		t.Fatal(err)
+	}
+	last := strconv.Itoa(rounds - 1)
+	eventually(t, "the operator's settings restored after the edits", func() error {
+		d, svc := &appsv1.Deployment{}, &corev1.Service{}
+		if err := errors.Join(s.get(ns, name+"-api", d), s.get(ns, name+"-api", svc)); err != nil {
+			return err
+		}
+		switch {
+		case ptr.Deref(d.Spec.Replicas, 0) != *final.Spec.Replicas:
+			return fmt.Errorf("Deployment replicas %d, the spec asks %d", ptr.Deref(d.Spec.Replicas, 0), *final.Spec.Replicas)
+		case d.Spec.Template.Spec.Containers[0].Image != final.Spec.Image:
+			return fmt.Errorf("Deployment image %s, the spec asks %s", d.Spec.Template.Spec.Containers[0].Image, final.Spec.Image)
+		case svc.Spec.Ports[0].Port != 80:
+			return fmt.Errorf("Service port %d, want 80", svc.Spec.Ports[0].Port)
+		}
+		for secretName := range secrets {
+			sec := &corev1.Secret{}
+			if err := s.get(ns, secretName, sec); err != nil {
+				return err
+			}
+			if got := sec.Labels[controllers.LabelComponent]; got != "api" {
+				return fmt.Errorf("Secret %s component %q, want api", secretName, got)
+			}
+		}
+		c, app, err := s.condition(ns, name, packnowv1alpha1.ConditionDegraded)
+		switch {
+		case err != nil:
+			return err
+		case c.Status != metav1.ConditionFalse:
+			return fmt.Errorf("Degraded %s: %s", c.Reason, c.Message)
+		case app.Status.Replicas != *final.Spec.Replicas:
+			return fmt.Errorf("status replicas %d, the spec asks %d", app.Status.Replicas, *final.Spec.Replicas)
+		}
+		return nil
+	})
+
+	// The editor's own fields stay beside the operator's.
+	d, svc := &appsv1.Deployment{}, &corev1.Service{}
+	if err := errors.Join(s.get(ns, name+"-api", d), s.get(ns, name+"-api", svc), s.get(ns, name, final)); err != nil {
+		t.Fatal(err)
+	}
+	for what, annotations := range map[string]map[string]string{
+		"Deployment": d.Annotations, "Service": svc.Annotations, "PackNowApp": final.Annotations,
+	} {
+		if got := annotations["fault.test/round"]; got != last {
+			t.Errorf("%s annotation fault.test/round %q, want the editor's last %q", what, got, last)
+		}
+	}
+	if final.Labels["team"] != "payments" {
+		t.Errorf("PackNowApp labels %v lost the editor's team label", final.Labels)
+	}
+	for secretName, first := range secrets {
+		sec := &corev1.Secret{}
+		if err := s.get(ns, secretName, sec); err != nil {
+			t.Fatal(err)
+		}
+		if got := sec.Annotations["fault.test/round"]; got != last {
+			t.Errorf("Secret %s annotation fault.test/round %q, want the editor's last %q", secretName, got, last)
+		}
+		for k, v := range first.Data {
+			if string(sec.Data[k]) != string(v) {
+				t.Errorf("Secret %s: %s changed", secretName, k)
+			}
+		}
+	}
+
+	// No error loop: once the edits are over, the controller settles.
+	var settled map[string]float64
+	eventually(t, "the controller to settle", func() error {
+		first, n := controllerCounters(t), reconciles.Load()
+		for range 20 {
+			time.Sleep(pollInterval)
+			if now := controllerCounters(t); now["reconcile_total"] != first["reconcile_total"] || reconciles.Load() != n {
+				return errors.New("still reconciling")
+			}
+		}
+		settled = first
+		return nil
+	})
+	t.Logf("%d edits, %d of them conflicted; %d reconciles of the app; controller: %s",
+		rounds*(4+len(secrets)), conflicts.Load(), reconciles.Load()-reconcilesBefore, counterDeltas(before, settled))
+	if errs, retries := settled["reconcile_errors_total"]-before["reconcile_errors_total"],
+		settled["workqueue_retries_total"]-before["workqueue_retries_total"]; retries < errs {
+		t.Errorf("%.0f failed reconciles but %.0f rate-limited requeues: each failure must be retried with backoff", errs, retries)
+	}
+	events := &eventsv1.EventList{}
+	if err := s.k8s.List(ctx, events, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events.Items {
+		// A conflict is retried, not reported: the app is not at fault.
+		if e.Reason == "PasswordRegenerated" || e.Reason == "SecretKeyRegenerated" ||
+			e.Type == corev1.EventTypeWarning && strings.Contains(e.Note, "the object has been modified") {
+			t.Errorf("%s event: %s", e.Reason, e.Note)
 		}
 	}
 }
