@@ -374,11 +374,16 @@ func (s *suite) applyAs(obj client.Object, patch string) error {
 		client.FieldOwner(editor), client.ForceOwnership)
 }
 
+// errNotThere is an edit skipped because the operator has yet to create the object.
+var errNotThere = errors.New("not created yet")
+
 // editAs reads obj and writes it back changed with its resourceVersion, as kubectl edit does; a conflict is
-// returned, not retried. A missing object is no edit.
+// returned, not retried.
 func (s *suite) editAs(obj client.Object, change func()) error {
-	if err := s.get(obj.GetNamespace(), obj.GetName(), obj); err != nil {
-		return client.IgnoreNotFound(err)
+	if err := s.get(obj.GetNamespace(), obj.GetName(), obj); apierrors.IsNotFound(err) {
+		return errNotThere
+	} else if err != nil {
+		return err
 	}
 	change()
 	return s.k8s.Update(context.Background(), obj, client.FieldOwner(editor))
@@ -409,42 +414,53 @@ func TestFaultConcurrentEdits(t *testing.T) {
 	const rounds = 30
 	var conflicts atomic.Int64
 	var wg sync.WaitGroup
+	// written is the last round of each edit that went through: a conflict loses a round, as it would for
+	// kubectl edit.
+	var mu sync.Mutex
+	written := map[string]string{}
 	edit := func(what string, round func(i int) error) {
 		wg.Go(func() {
 			for i := range rounds {
 				switch err := round(i); {
 				case apierrors.IsConflict(err):
 					conflicts.Add(1)
+				case errors.Is(err, errNotThere):
 				case err != nil:
 					t.Errorf("%s, round %d: %v", what, i, err)
 					return
+				default:
+					mu.Lock()
+					written[what] = strconv.Itoa(i)
+					mu.Unlock()
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
 		})
 	}
 	app := &packnowv1alpha1.PackNowApp{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	edit("edit the PackNowApp's spec", func(i int) error {
+	edit("PackNowApp spec", func(i int) error {
 		a := app.DeepCopy()
 		return s.editAs(a, func() {
 			a.Spec.Image = fmt.Sprintf("packnow-api:edit-%d", i)
 			a.Spec.Replicas = ptr.To(int32(2 + i%3))
 		})
 	})
-	edit("apply labels and annotations to the PackNowApp", func(i int) error {
+	edit("PackNowApp", func(i int) error {
 		return s.applyAs(app.DeepCopy(), fmt.Sprintf(`{"apiVersion":"packnow.io/v1alpha1","kind":"PackNowApp",
 			"metadata":{"name":%q,"namespace":%q,"labels":{"team":"payments"},"annotations":{"fault.test/round":"%d"}}}`, name, ns, i))
 	})
-	edit("apply to the Deployment", func(i int) error {
+	edit("Deployment", func(i int) error {
 		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-api"}}
-		if err := s.get(ns, d.Name, d); err != nil {
-			return client.IgnoreNotFound(err)
+		if err := s.get(ns, d.Name, d); apierrors.IsNotFound(err) {
+			return errNotThere
+		} else if err != nil {
+			return err
 		}
 		// replicas is the operator's; the annotation is the editor's own.
 		return s.applyAs(d, fmt.Sprintf(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":%q,"namespace":%q,
 			"annotations":{"fault.test/round":"%d"}},"spec":{"replicas":%d}}`, d.Name, ns, i, 7+i%2))
 	})
-	edit("edit the Service", func(i int) error {
+	edit("Service", func(i int) error {
 		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-api"}}
 		return s.editAs(svc, func() {
 			svc.Spec.Ports[0].Port = 81
@@ -452,7 +468,7 @@ func TestFaultConcurrentEdits(t *testing.T) {
 		})
 	})
 	for secretName := range secrets {
-		edit("edit Secret "+secretName, func(i int) error {
+		edit(secretName, func(i int) error {
 			sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: secretName}}
 			return s.editAs(sec, func() {
 				sec.Labels[controllers.LabelComponent] = "edited"
@@ -470,7 +486,6 @@ func TestFaultConcurrentEdits(t *testing.T) {
 	if err := s.get(ns, name, final); err != nil {
 		t.Fatal(err)
 	}
-	last := strconv.Itoa(rounds - 1)
 	eventually(t, "the operator's settings restored after the edits", func() error {
 		d, svc := &appsv1.Deployment{}, &corev1.Service{}
 		if err := errors.Join(s.get(ns, name+"-api", d), s.get(ns, name+"-api", svc)); err != nil {
@@ -513,8 +528,8 @@ func TestFaultConcurrentEdits(t *testing.T) {
 	for what, annotations := range map[string]map[string]string{
 		"Deployment": d.Annotations, "Service": svc.Annotations, "PackNowApp": final.Annotations,
 	} {
-		if got := annotations["fault.test/round"]; got != last {
-			t.Errorf("%s annotation fault.test/round %q, want the editor's last %q", what, got, last)
+		if got := annotations["fault.test/round"]; got != written[what] {
+			t.Errorf("%s annotation fault.test/round %q, want the editor's last %q", what, got, written[what])
 		}
 	}
 	if final.Labels["team"] != "payments" {
@@ -525,8 +540,8 @@ func TestFaultConcurrentEdits(t *testing.T) {
 		if err := s.get(ns, secretName, sec); err != nil {
 			t.Fatal(err)
 		}
-		if got := sec.Annotations["fault.test/round"]; got != last {
-			t.Errorf("Secret %s annotation fault.test/round %q, want the editor's last %q", secretName, got, last)
+		if got := sec.Annotations["fault.test/round"]; got != written[secretName] {
+			t.Errorf("Secret %s annotation fault.test/round %q, want the editor's last %q", secretName, got, written[secretName])
 		}
 		for k, v := range first.Data {
 			if string(sec.Data[k]) != string(v) {
