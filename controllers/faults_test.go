@@ -261,11 +261,11 @@ func TestFaultAPIServerRestart(t *testing.T) {
 		}
 		return nil
 	})
-	// A short grace: while it drains, kube-apiserver keeps serving the connections it has, on which the
-	// operator could converge before any outage. Killed, it loses the responses to writes in flight, the case
-	// where a retry could generate a second key.
+	// No grace: while it drains, kube-apiserver keeps serving the connections it has, on which the operator
+	// converges the whole fleet within a second. Killed, it also loses the responses to writes in flight, the
+	// case where a retry could generate a second key.
 	stopping := time.Now()
-	if err := srv.StopKubeAPIServer(time.Second); err != nil {
+	if err := srv.StopKubeAPIServer(0); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("kube-apiserver took %s to stop", time.Since(stopping).Round(10*time.Millisecond))
