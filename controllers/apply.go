@@ -53,6 +53,10 @@ func applyIfChanged[O client.Object, AC applyConfiguration](ctx context.Context,
 	live.SetNamespace(app.Namespace)
 	live.SetName(*desired.GetName())
 	if err := r.Client.Apply(ctx, desired, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		if apierrors.IsConflict(err) {
+			// Only an apply conditional on a resourceVersion conflicts; it is retried on the newer object.
+			return false, fmt.Errorf("apply %s %s: %w", kind, *desired.GetName(), err)
+		}
 		r.Recorder.Eventf(app, live, corev1.EventTypeWarning, ReasonApplyFailed, "Apply",
 			"could not apply %s %s: %v", kind, *desired.GetName(), err)
 		return false, fmt.Errorf("apply %s %s: %w", kind, *desired.GetName(), err)

@@ -222,6 +222,22 @@ func TestDriftIsRepaired(t *testing.T) {
 		s.waitEvent(t, ns, "shop", corev1.EventTypeNormal, "Repaired")
 	})
 
+	t.Run("Service port moved", func(t *testing.T) {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop-api"}}
+		// Another port under the operator's name: server-side apply alone would keep it beside port 80.
+		s.update(t, svc, func() { svc.Spec.Ports[0].Port = 81 })
+		eventually(t, "port 80 is back, alone", func() error {
+			if err := s.get(ns, "shop-api", svc); err != nil {
+				return err
+			}
+			if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 80 || svc.Spec.Ports[0].Name != "http" {
+				return fmt.Errorf("ports %+v", svc.Spec.Ports)
+			}
+			return nil
+		})
+		s.waitCondition(t, ns, "shop", packnowv1alpha1.ConditionDegraded, metav1.ConditionFalse)
+	})
+
 	t.Run("weakened securityContext", func(t *testing.T) {
 		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop-api"}}
 		s.update(t, d, func() {

@@ -142,6 +142,11 @@ func (r *PackNowAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 
 	obs, err := r.reconcileChildren(ctx, app)
+	if apierrors.IsConflict(err) {
+		// A conditional write raced another client's: nothing is wrong with the app, so the status stays as it
+		// is, and the retry, with the controller's backoff, starts from the newer object.
+		return ctrl.Result{}, err
+	}
 	if err != nil {
 		obs.applyError = err.Error()
 	}
@@ -177,21 +182,22 @@ func (r *PackNowAppReconciler) reconcileChildren(ctx context.Context, app *packn
 	obs.secretKey, obs.keyRotation = &keyState, keyRot
 
 	pg, redis := postgresCredential(app), redisCredential(app)
-	obs.postgresSecret, obs.redisSecret = pg.secretName(), redis.secretName()
 	pgURL, pgProblem, err := r.reconcileCredential(ctx, app, pg, app.Status.Secrets.Postgres)
 	if err != nil {
 		return obs, err
 	}
+	obs.postgresSecret = pg.secretName()
 	redisURL, redisProblem, err := r.reconcileCredential(ctx, app, redis, app.Status.Secrets.Redis)
 	if err != nil {
 		return obs, err
 	}
+	obs.redisSecret = redis.secretName()
 	obs.secretsProblem = joinProblems(pgProblem, redisProblem)
 
 	if err := applyChild(ctx, r, app, &corev1.ServiceAccount{}, desiredServiceAccount(app), corev1ac.ExtractServiceAccount); err != nil {
 		return obs, err
 	}
-	if err := applyChild(ctx, r, app, &corev1.Service{}, desiredService(app), corev1ac.ExtractService); err != nil {
+	if err := r.reconcileService(ctx, app); err != nil {
 		return obs, err
 	}
 	if obs.edge, err = r.reconcileEdge(ctx, app); err != nil {

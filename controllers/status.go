@@ -35,7 +35,8 @@ type observation struct {
 	secretKey *secretKeyState
 	// keyRotation is where the key's rotation stands, valid when secretKey is set.
 	keyRotation keyRotation
-	// postgresSecret and redisSecret are the Secrets holding the connection URLs.
+	// postgresSecret and redisSecret are the Secrets holding the connection URLs; empty unless this reconcile
+	// wrote or read them.
 	postgresSecret string
 	redisSecret    string
 	// deployment is the API Deployment as last seen; nil when it does not exist yet.
@@ -57,12 +58,16 @@ func desiredStatus(app *packnowv1alpha1.PackNowApp, obs observation) packnowv1al
 		status.ReadyReplicas = obs.deployment.Status.ReadyReplicas
 	}
 	status.ReplicasReady = fmt.Sprintf("%d/%d", status.ReadyReplicas, status.Replicas)
-	status.Secrets = packnowv1alpha1.SecretsStatus{
-		SecretKey: secretKeySecretName(app),
-		Postgres:  obs.postgresSecret,
-		Redis:     obs.redisSecret,
+	// A Secret is named once a reconcile has written or read it, and stays named when a later reconcile stops
+	// short of it: the name is what tells a deleted Secret, whose regeneration warns, from one never created.
+	if obs.postgresSecret != "" {
+		status.Secrets.Postgres = obs.postgresSecret
+	}
+	if obs.redisSecret != "" {
+		status.Secrets.Redis = obs.redisSecret
 	}
 	if obs.secretKey != nil {
+		status.Secrets.SecretKey = secretKeySecretName(app)
 		status.SecretKey = secretKeyStatus(app, *obs.secretKey)
 		meta.SetStatusCondition(&status.Conditions, keyRotationCondition(app, *obs.secretKey, obs.keyRotation))
 	}

@@ -127,3 +127,22 @@ func TestStatusIsStableWhenNothingChanges(t *testing.T) {
 		t.Errorf("status changed without cause:\n%+v\n%+v", first, again)
 	}
 }
+
+// The status names only Secrets a reconcile got to: naming one whose write failed would make the next reconcile
+// warn that it was deleted and its credential regenerated.
+func TestStatusNamesOnlySecretsReached(t *testing.T) {
+	app := testApp()
+	if got := desiredStatus(app, observation{applyError: "apply Secret demo-secret-key: connection refused"}).Secrets; got != (packnowv1alpha1.SecretsStatus{}) {
+		t.Errorf("a first reconcile that wrote no Secret names %+v", got)
+	}
+	state := secretKeyState{rotatedAt: generatedAt}
+	state.keys.Current = strings.Repeat("k", 64)
+	if got := desiredStatus(app, observation{secretKey: &state, applyError: "apply Secret demo-postgres: connection refused"}).Secrets; got != (packnowv1alpha1.SecretsStatus{SecretKey: "demo-secret-key"}) {
+		t.Errorf("a reconcile that stopped at the Postgres Secret names %+v, want the SECRET_KEY Secret only", got)
+	}
+	named := packnowv1alpha1.SecretsStatus{SecretKey: "demo-secret-key", Postgres: "demo-postgres", Redis: "demo-redis"}
+	app.Status.Secrets = named
+	if got := desiredStatus(app, observation{applyError: "read Secret demo-secret-key: connection refused"}).Secrets; got != named {
+		t.Errorf("a reconcile that stopped short forgot Secrets named before: %+v", got)
+	}
+}

@@ -2,6 +2,8 @@ package controllers_test
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"sync"
@@ -21,6 +23,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -68,25 +71,23 @@ func env(t *testing.T) *suite {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared != nil {
-		shared.stop()
-		if err := <-shared.done; err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-		if err := shared.apiServer.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stop envtest:", err)
-		}
-	}
-	os.Exit(code)
-}
-
-func startSuite() (*suite, error) {
+	flag.Parse()
 	logger := logr.Discard()
 	if testing.Verbose() {
 		logger = zap.New(zap.UseDevMode(true))
 	}
 	ctrl.SetLogger(logger)
+	code := m.Run()
+	if shared != nil {
+		if err := shared.shutdown(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}
+	os.Exit(code)
+}
+
+// startSuite starts an API server with the edge providers' CRDs and the operator on it.
+func startSuite() (*suite, error) {
 	edgeCRDs, err := testenv.EdgeCRDPaths()
 	if err != nil {
 		return nil, err
@@ -95,10 +96,18 @@ func startSuite() (*suite, error) {
 	if err != nil {
 		return nil, err
 	}
+	s, err := startOperator(srv)
+	if err != nil {
+		return nil, errors.Join(err, srv.Stop())
+	}
+	return s, nil
+}
+
+// startOperator runs the operator's manager on srv as the operator's user.
+func startOperator(srv *testenv.APIServer) (*suite, error) {
 	s := &suite{apiServer: srv, k8s: srv.Client, writes: map[string]int{}, reconcile: map[client.ObjectKey]*atomic.Int64{}}
 	operator, err := s.operatorUser()
 	if err != nil {
-		_ = srv.Stop()
 		return nil, err
 	}
 	s.operator = operator
@@ -108,13 +117,13 @@ func startSuite() (*suite, error) {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		NewClient:              s.countingClient,
+		// The fault tests run a second suite in this process, which registers the same controller.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
-		_ = srv.Stop()
 		return nil, err
 	}
 	if err := (&controllers.PackNowAppReconciler{DefaultImage: testImage}).SetupWithManager(mgr); err != nil {
-		_ = srv.Stop()
 		return nil, err
 	}
 	s.cache = mgr.GetCache()
@@ -124,8 +133,21 @@ func startSuite() (*suite, error) {
 	return s, nil
 }
 
-// operatorUser is a user holding only the generated ClusterRole, so that every test also proves the role
-// sufficient.
+// shutdown stops the manager, then the API server.
+func (s *suite) shutdown() error {
+	s.stop()
+	var errs []error
+	if err := <-s.done; err != nil {
+		errs = append(errs, fmt.Errorf("manager: %w", err))
+	}
+	if err := s.apiServer.Stop(); err != nil {
+		errs = append(errs, fmt.Errorf("stop envtest: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// operatorUser is a user holding only the ClusterRole that `make manifests` generates from the RBAC markers,
+// so that every test also proves the role sufficient.
 func (s *suite) operatorUser() (*rest.Config, error) {
 	user, err := s.apiServer.OperatorUser("packnow-operator")
 	if err != nil {

@@ -4,10 +4,14 @@
 package testenv
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"syscall"
 	"time"
 
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
@@ -59,6 +63,8 @@ type APIServer struct {
 	Env    *envtest.Environment
 	Config *rest.Config
 	Client client.Client
+	// certDir holds kube-apiserver's certificates.
+	certDir string
 }
 
 // APIServerOptions adds to what StartAPIServer installs.
@@ -82,7 +88,14 @@ func StartAPIServer(opts APIServerOptions) (*APIServer, error) {
 	if !opts.WithoutProjectCRDs {
 		crds = append([]string{filepath.Join(RepoRoot(), "config", "crd", "bases")}, crds...)
 	}
+	// Certificates in a folder of the helper's own survive a stop of kube-apiserver (envtest removes and
+	// regenerates its own), so that clients configured before a restart still trust it.
+	certDir, err := os.MkdirTemp("", "packnow-apiserver-")
+	if err != nil {
+		return nil, err
+	}
 	env := &envtest.Environment{
+		ControlPlane:             envtest.ControlPlane{APIServer: &envtest.APIServer{CertDir: certDir}},
 		BinaryAssetsDirectory:    assets,
 		CRDDirectoryPaths:        crds,
 		ErrorIfCRDPathMissing:    true,
@@ -92,17 +105,64 @@ func StartAPIServer(opts APIServerOptions) (*APIServer, error) {
 	if opts.Webhooks != nil {
 		env.WebhookInstallOptions = *opts.Webhooks
 	}
+	srv := &APIServer{Env: env, certDir: certDir}
 	cfg, err := env.Start()
 	if err != nil {
-		return nil, fmt.Errorf("start envtest: %w", err)
+		return nil, errors.Join(fmt.Errorf("start envtest: %w", err), srv.Stop())
 	}
 	c, err := client.New(cfg, client.Options{Scheme: Scheme()})
 	if err != nil {
-		_ = env.Stop()
-		return nil, err
+		return nil, errors.Join(err, srv.Stop())
 	}
-	return &APIServer{Env: env, Config: cfg, Client: c}, nil
+	srv.Config, srv.Client = cfg, c
+	return srv, nil
 }
 
 // Stop stops the API server and etcd and removes their data.
-func (s *APIServer) Stop() error { return s.Env.Stop() }
+func (s *APIServer) Stop() error {
+	return errors.Join(s.Env.Stop(), os.RemoveAll(s.certDir))
+}
+
+// StopKubeAPIServer stops kube-apiserver alone; etcd keeps running with its data. Like a kubelet, it sends
+// SIGTERM and kills the process once grace has passed: a graceful shutdown waits for requests in flight, and a
+// Service create caught by it can hang for the full request timeout (its cluster IP is allocated through the
+// server's loopback client, which has already stopped).
+func (s *APIServer) StopKubeAPIServer(grace time.Duration) error {
+	pid, err := s.kubeAPIServerPID()
+	if err != nil {
+		return err
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Env.ControlPlane.APIServer.Stop() }()
+	select {
+	case err := <-stopped:
+		return err
+	case <-time.After(grace):
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("kill kube-apiserver: %w", err)
+	}
+	return <-stopped
+}
+
+// kubeAPIServerPID finds this server's kube-apiserver by its certificate folder, which no other server shares;
+// envtest does not tell the process.
+func (s *APIServer) kubeAPIServerPID() (int, error) {
+	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil {
+		return 0, err
+	}
+	flag := []byte("--cert-dir=" + s.certDir + "\x00")
+	for _, p := range procs {
+		cmdline, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(cmdline, flag) {
+			continue
+		}
+		return strconv.Atoi(filepath.Base(filepath.Dir(p)))
+	}
+	return 0, fmt.Errorf("no kube-apiserver process with --cert-dir=%s", s.certDir)
+}
+
+// StartKubeAPIServer starts kube-apiserver again after StopKubeAPIServer, on the same address and with the same
+// certificates, so that every client configured before reconnects.
+func (s *APIServer) StartKubeAPIServer() error { return s.Env.ControlPlane.APIServer.Start() }
