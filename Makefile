@@ -82,6 +82,10 @@ test: envtest test-deps ## Run every test against a real API server, PostgreSQL 
 test-demo: envtest test-deps ## Run the demo end to end as a test: hack/demo.sh up (tour included), checks, down.
 	go test -tags demo -count=1 -timeout 20m ./hack/demo/
 
+.PHONY: test-faults
+test-faults: envtest ## Run only the fault tests (part of make test too), verbose, with the recovery times they measure.
+	go test $(GO_TEST_FLAGS) -v -run '^TestFault' ./controllers/ ./webhooks/ ./hack/faults/ | grep -E '^(=== RUN|--- |\s+\S+_test.go:[0-9]+: |ok|FAIL|PASS)'
+
 .PHONY: test-deps
 test-deps: ## Install the servers the tests start (PostgreSQL, redis-server) with apt when missing.
 	@if ! command -v redis-server >/dev/null || ! test -x "$$(pg_config --bindir 2>/dev/null)/postgres"; then \
