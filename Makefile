@@ -191,3 +191,7 @@ $(LOCALBIN)/kwok $(LOCALBIN)/kwokctl:
 .PHONY: kubectl
 kubectl: ## Build kubectl (and the rest of the local control plane) into bin/k8s/ (once).
 	hack/controlplane.sh all >/dev/null
+
+.PHONY: bench-admission
+bench-admission: envtest ## Measure the pod webhook's latency: TLS load at 100-2000 rps, and dry-run creates through the API server (~2 min; flags in BENCH_ADMISSION_FLAGS).
+	go run ./hack/bench/admission $(BENCH_ADMISSION_FLAGS)

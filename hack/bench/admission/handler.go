@@ -33,6 +33,9 @@ type podCase struct {
 	prefix, suffix []byte
 }
 
+// size is the review's length in bytes.
+func (pc podCase) size() int { return len(pc.prefix) + len(requestUID(0)) + len(pc.suffix) }
+
 // uidMarker stands in for the request UID while the review template is marshalled.
 const uidMarker = "00000000-uid-marker-00000000"
 

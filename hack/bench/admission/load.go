@@ -51,9 +51,9 @@ type sample struct {
 
 // tally sums up the measured slots of a run.
 type tally struct {
-	Requests                                      int
-	Latency                                       report.Latencies
-	AchievedRPS                                   float64
+	Requests                                     int
+	Latency                                      report.Latencies
+	AchievedRPS                                  float64
 	TransportErrors, StatusErrors, WrongVerdicts int
 }
 

@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,6 +69,7 @@ type options struct {
 	connections int
 	requests    int
 	concurrency int
+	cpuProfile  string
 }
 
 func main() {
@@ -79,6 +81,7 @@ func main() {
 	flag.IntVar(&o.connections, "connections", 32, "handler mode: keep-alive TLS connections")
 	flag.IntVar(&o.requests, "requests", 1000, "apiserver mode: measured dry-run creates per namespace")
 	flag.IntVar(&o.concurrency, "concurrency", 4, "apiserver mode: requests in flight")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "handler mode: write a CPU profile of this process (webhook server and generator) to the file")
 	// The manager's logs would bury the tables; -zap-log-level=info brings them back.
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -362,20 +365,38 @@ func measureHandler(ctx context.Context, out io.Writer, s *testenv.APIServer, c 
 	fmt.Fprintf(out, "## handler: pod AdmissionReviews (CREATE) over TLS on loopback to %s, %d keep-alive HTTP/1.1 connections\n",
 		webhooks.PodsPath, o.connections)
 	fmt.Fprintf(out, "open loop at a fixed rate; latency counts from each request's scheduled send time, so queueing behind a slow\n"+
-		"request is included (no coordinated omission). Mix: %d%% compliant, %d%% violating (run as root, privileged), verdict checked.\n"+
+		"request is included (no coordinated omission). Mix: %d%% compliant, %d%% violating (run as root, privileged), verdict checked;\n"+
+		"each review carries the pod as the API server passes it (defaulted, with managedFields), %.1f KiB.\n"+
 		"%s warm-up, then %s measured per rate. Errors: transport (incl. > %s), non-200, wrong verdict.\n",
-		100*allowed/len(deck), 100*(len(deck)-allowed)/len(deck), o.warmup, o.duration, webhookTimeout)
+		100*allowed/len(deck), 100*(len(deck)-allowed)/len(deck), float64(deck[0].size())/1024, o.warmup, o.duration, webhookTimeout)
+	fmt.Fprintln(out, "CPU/req: CPU time of this process (webhook server and load generator together, warm-up included) per request.")
+	if o.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
+	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "rate rps\tachieved rps\trequests\tp50 ms\tp90 ms\tp99 ms\tmax ms\ttransport err\tnon-200\twrong verdict\t")
+	fmt.Fprintln(tw, "rate rps\tachieved rps\trequests\tp50 ms\tp90 ms\tp99 ms\tmax ms\ttransport err\tnon-200\twrong verdict\tCPU/req µs\t")
 	var atTarget *tally
 	for _, rate := range o.rates {
-		t := runOpenLoop(ctx, newSchedule(time.Now(), rate, o.warmup, o.duration), o.connections, rc.send)
+		sched := newSchedule(time.Now(), rate, o.warmup, o.duration)
+		before, err := report.ProcessUsage(os.Getpid())
+		if err != nil {
+			return err
+		}
+		t := runOpenLoop(ctx, sched, o.connections, rc.send)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		fmt.Fprintf(tw, "%d\t%.0f\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t\n", rate, t.AchievedRPS, t.Requests,
+		after, err := report.ProcessUsage(os.Getpid())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%d\t%.0f\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t\n", rate, t.AchievedRPS, t.Requests,
 			report.Ms(t.Latency.P50), report.Ms(t.Latency.P90), report.Ms(t.Latency.P99), report.Ms(t.Latency.Max),
-			t.TransportErrors, t.StatusErrors, t.WrongVerdicts)
+			t.TransportErrors, t.StatusErrors, t.WrongVerdicts, (after.CPU-before.CPU).Microseconds()/int64(sched.slots))
 		if rate == targetRate {
 			atTarget = &t
 		}
@@ -398,6 +419,21 @@ func measureHandler(ctx context.Context, out io.Writer, s *testenv.APIServer, c 
 			report.Ms(atTarget.Latency.P99), atTarget.TransportErrors+atTarget.StatusErrors+atTarget.WrongVerdicts)
 	}
 	return nil
+}
+
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func ms(d time.Duration) string { return report.Ms(d) + " ms" }
