@@ -38,28 +38,39 @@ const (
 	verdictWrong
 	// statusNot200: the server answered with another status.
 	statusNot200
-	// transportFailed: no answer (connection, TLS, timeout).
+	// transportFailed: no answer (connection, TLS).
 	transportFailed
+	// tooLate: no answer within the API server's timeout, counted from the due time, when the API server would
+	// have sent the request. A slot already that late when a worker frees up is not sent at all, so an
+	// overloaded run ends on time instead of working off its backlog.
+	tooLate
 )
 
-// sample is one measured request.
+// sample is one measured slot.
 type sample struct {
+	outcome  outcome
+	answered bool
+	// latency from the due time to the answer, and when the answer came; set when answered.
 	latency time.Duration
 	done    time.Time
-	outcome outcome
 }
 
 // tally sums up the measured slots of a run.
 type tally struct {
-	Requests                                     int
-	Latency                                      report.Latencies
-	AchievedRPS                                  float64
-	TransportErrors, StatusErrors, WrongVerdicts int
+	// Requests is the number of measured slots, sent or not.
+	Requests int
+	// Sent is the number of requests sent, warm-up included.
+	Sent int
+	// Latency is over the answered requests, late ones included.
+	Latency report.Latencies
+	// AchievedRPS is answered requests per second, from the first measured slot's due time to the last answer.
+	AchievedRPS                                           float64
+	TransportErrors, StatusErrors, WrongVerdicts, TooLate int
 }
 
-// summarize counts outcomes and takes percentiles over every request that got an HTTP answer. Achieved rps is
-// measured requests over the time from the first measured slot's due time to the last completion, so a server
-// that falls behind shows a rate below the target.
+// Errors is every measured slot without the answer it should have had in time.
+func (t tally) Errors() int { return t.TransportErrors + t.StatusErrors + t.WrongVerdicts + t.TooLate }
+
 func summarize(windowStart time.Time, samples []sample) tally {
 	t := tally{Requests: len(samples)}
 	var latencies []time.Duration
@@ -72,17 +83,20 @@ func summarize(windowStart time.Time, samples []sample) tally {
 			t.StatusErrors++
 		case verdictWrong:
 			t.WrongVerdicts++
+		case tooLate:
+			t.TooLate++
 		}
-		if s.outcome != transportFailed {
-			latencies = append(latencies, s.latency)
+		if !s.answered {
+			continue
 		}
+		latencies = append(latencies, s.latency)
 		if s.done.After(last) {
 			last = s.done
 		}
 	}
 	t.Latency = report.Summarize(latencies)
 	if elapsed := last.Sub(windowStart); elapsed > 0 {
-		t.AchievedRPS = float64(len(samples)) / elapsed.Seconds()
+		t.AchievedRPS = float64(len(latencies)) / elapsed.Seconds()
 	}
 	return t
 }
@@ -91,12 +105,13 @@ func summarize(windowStart time.Time, samples []sample) tally {
 // measured ones. A worker takes the next slot, waits for its due time if it is early, and sends; latency counts
 // from the due time, not from the send. When every worker is busy the slots behind wait, and that wait is part
 // of their latency: a slow server cannot lower the offered rate and hide its stalls (coordinated omission).
-// It stops taking slots once ctx is done.
-func runOpenLoop(ctx context.Context, s schedule, workers int, send func(slot int) outcome) tally {
+// A slot not answered within limit of its due time is tooLate. It stops taking slots once ctx is done.
+func runOpenLoop(ctx context.Context, s schedule, workers int, limit time.Duration, send func(slot int) outcome) tally {
 	var (
 		next    atomic.Int64
 		mu      sync.Mutex
 		samples []sample
+		sent    atomic.Int64
 		wg      sync.WaitGroup
 	)
 	for range workers {
@@ -109,10 +124,21 @@ func runOpenLoop(ctx context.Context, s schedule, workers int, send func(slot in
 				}
 				due := s.due(i)
 				time.Sleep(time.Until(due))
-				o := send(i)
-				done := time.Now()
+				var smp sample
+				if time.Since(due) > limit {
+					smp.outcome = tooLate
+				} else {
+					sent.Add(1)
+					smp.outcome = send(i)
+					smp.done = time.Now()
+					smp.latency = smp.done.Sub(due)
+					smp.answered = smp.outcome != transportFailed
+					if smp.latency > limit {
+						smp.outcome = tooLate
+					}
+				}
 				if i >= s.warmup {
-					mine = append(mine, sample{latency: done.Sub(due), done: done, outcome: o})
+					mine = append(mine, smp)
 				}
 			}
 			mu.Lock()
@@ -121,5 +147,7 @@ func runOpenLoop(ctx context.Context, s schedule, workers int, send func(slot in
 		})
 	}
 	wg.Wait()
-	return summarize(s.due(s.warmup), samples)
+	t := summarize(s.due(s.warmup), samples)
+	t.Sent = int(sent.Load())
+	return t
 }

@@ -32,7 +32,7 @@ func TestRunOpenLoopSendsEverySlotOnceAndMeasuresOnlyAfterWarmup(t *testing.T) {
 		mu   sync.Mutex
 		sent = map[int]int{}
 	)
-	tl := runOpenLoop(context.Background(), s, 8, func(slot int) outcome {
+	tl := runOpenLoop(context.Background(), s, 8, 2*time.Hour, func(slot int) outcome {
 		mu.Lock()
 		defer mu.Unlock()
 		sent[slot]++
@@ -46,8 +46,8 @@ func TestRunOpenLoopSendsEverySlotOnceAndMeasuresOnlyAfterWarmup(t *testing.T) {
 			t.Errorf("slot %d sent %d times", slot, n)
 		}
 	}
-	if tl.Requests != 200 || tl.WrongVerdicts != 50 || tl.StatusErrors != 50 || tl.TransportErrors != 50 {
-		t.Errorf("tally %+v; want 200 measured requests, 50 of each failure", tl)
+	if tl.Requests != 200 || tl.Sent != 300 || tl.WrongVerdicts != 50 || tl.StatusErrors != 50 || tl.TransportErrors != 50 {
+		t.Errorf("tally %+v; want 300 sent, 200 measured, 50 of each failure", tl)
 	}
 	// Transport failures have no answer, hence no latency.
 	if tl.Latency.Count != 150 || tl.Latency.P50 < time.Hour-3*time.Second {
@@ -59,8 +59,20 @@ func TestRunOpenLoopStopsWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	s := newSchedule(time.Now(), 1, 0, time.Hour)
-	if tl := runOpenLoop(ctx, s, 4, func(int) outcome { return verdictExpected }); tl.Requests != 0 {
+	if tl := runOpenLoop(ctx, s, 4, time.Minute, func(int) outcome { return verdictExpected }); tl.Requests != 0 {
 		t.Fatalf("%d requests sent after cancellation", tl.Requests)
+	}
+}
+
+func TestRunOpenLoopSkipsSlotsPastTheTimeout(t *testing.T) {
+	// Every slot is an hour overdue, far past the API server's timeout: none is worth sending.
+	s := newSchedule(time.Now().Add(-time.Hour), 100, 0, time.Second)
+	tl := runOpenLoop(context.Background(), s, 4, time.Minute, func(int) outcome {
+		t.Error("a slot past the timeout was sent")
+		return verdictExpected
+	})
+	if tl.Requests != 100 || tl.Sent != 0 || tl.TooLate != 100 || tl.Errors() != 100 || tl.Latency.Count != 0 || tl.AchievedRPS != 0 {
+		t.Fatalf("tally %+v; want 100 slots, all too late, none answered", tl)
 	}
 }
 
@@ -69,7 +81,7 @@ func TestSummarizeAchievedRate(t *testing.T) {
 	var samples []sample
 	// 100 requests over a window whose last answer comes 2 s after it opened: 50 per second, whatever the target.
 	for i := range 100 {
-		samples = append(samples, sample{latency: time.Millisecond, done: start.Add(time.Duration(i+1) * 20 * time.Millisecond)})
+		samples = append(samples, sample{answered: true, latency: time.Millisecond, done: start.Add(time.Duration(i+1) * 20 * time.Millisecond)})
 	}
 	if tl := summarize(start, samples); tl.AchievedRPS != 50 || tl.Latency.P99 != time.Millisecond {
 		t.Fatalf("achieved %.1f rps, p99 %s; want 50 rps, 1ms", tl.AchievedRPS, tl.Latency.P99)
