@@ -261,7 +261,7 @@ func unthrottledClient(s *testenv.APIServer) (client.Client, error) {
 // admitted in the unscoped namespace.
 func waitForWebhook(ctx context.Context, c client.Client, enforced, unscoped string) error {
 	return poll(ctx, 2*time.Minute, func() error {
-		if err := c.Create(ctx, violatingPod(rootPod(), enforced), client.DryRunAll); err == nil {
+		if err := c.Create(ctx, violatingPod(enforced, runAsRoot), client.DryRunAll); err == nil {
 			return errors.New("a violating pod was admitted in the enforced namespace")
 		} else if !strings.Contains(err.Error(), "violates PackNow pod security") {
 			return err
@@ -269,7 +269,7 @@ func waitForWebhook(ctx context.Context, c client.Client, enforced, unscoped str
 		if err := c.Create(ctx, compliantPod(enforced), client.DryRunAll); err != nil {
 			return err
 		}
-		return c.Create(ctx, violatingPod(rootPod(), unscoped), client.DryRunAll)
+		return c.Create(ctx, violatingPod(unscoped, runAsRoot), client.DryRunAll)
 	})
 }
 
@@ -317,20 +317,16 @@ func compliantPod(namespace string) *corev1.Pod {
 	}
 }
 
-// rootPod leaves runAsNonRoot unset: the pod may run as root.
-func rootPod() func(*corev1.Pod) {
-	return func(p *corev1.Pod) { p.Spec.Containers[0].SecurityContext = nil }
+// runAsRoot leaves runAsNonRoot unset: the pod may run as root.
+func runAsRoot(p *corev1.Pod) { p.Spec.Containers[0].SecurityContext = nil }
+
+// privileged runs the container privileged (the API server rejects that together with
+// allowPrivilegeEscalation=false, so it goes).
+func privileged(p *corev1.Pod) {
+	p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsNonRoot: ptr.To(true), Privileged: ptr.To(true)}
 }
 
-// privilegedPod runs a privileged container.
-func privilegedPod() func(*corev1.Pod) {
-	return func(p *corev1.Pod) {
-		// The API server rejects privileged together with allowPrivilegeEscalation=false.
-		p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsNonRoot: ptr.To(true), Privileged: ptr.To(true)}
-	}
-}
-
-func violatingPod(violate func(*corev1.Pod), namespace string) *corev1.Pod {
+func violatingPod(namespace string, violate func(*corev1.Pod)) *corev1.Pod {
 	p := compliantPod(namespace)
 	violate(p)
 	return p
@@ -451,8 +447,8 @@ func podDeck(ctx context.Context, c client.Client, enforced, unscoped string) ([
 		allowed bool
 	}{
 		{"compliant", compliantPod(unscoped), true},
-		{"run-as-root", violatingPod(rootPod(), unscoped), false},
-		{"privileged", violatingPod(privilegedPod(), unscoped), false},
+		{"run-as-root", violatingPod(unscoped, runAsRoot), false},
+		{"privileged", violatingPod(unscoped, privileged), false},
 	} {
 		if err := c.Create(ctx, k.pod, client.DryRunAll); err != nil {
 			return nil, err
