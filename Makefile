@@ -196,7 +196,14 @@ $(LOCALBIN)/kwok $(LOCALBIN)/kwokctl:
 kubectl: ## Build kubectl (and the rest of the local control plane) into bin/k8s/ (once).
 	hack/controlplane.sh all >/dev/null
 
-##@ Benchmark of the API
+##@ Benchmarks (each prints the machine, the commit and a table; docs/performance.md holds the latest)
+
+# Flags for hack/bench/admission, e.g. BENCH_ADMISSION_FLAGS="-modes handler -rates 1000 -duration 30s".
+BENCH_ADMISSION_FLAGS ?=
+
+.PHONY: bench-admission
+bench-admission: envtest ## Measure the pod webhook's latency: TLS load at 100-2000 rps, and dry-run creates through the API server (~2 min).
+	go run ./hack/bench/admission $(BENCH_ADMISSION_FLAGS)
 
 # Flags for hack/bench/appload, e.g. BENCH_APP_FLAGS="-duration 30s -conns 16,64" (go run ./hack/bench/appload -h).
 BENCH_APP_FLAGS ?=
