@@ -69,6 +69,9 @@ type APIServerOptions struct {
 	WithoutProjectCRDs bool
 	// Webhooks, when set, are installed with the API server calling back to a local webhook server over TLS.
 	Webhooks *envtest.WebhookInstallOptions
+	// Flags are extra kube-apiserver flags (name without dashes → value), e.g. a wider service-cluster-ip-range
+	// than envtest's /24, which holds only 254 Services.
+	Flags map[string]string
 	// AuditLogPath, when set, makes the API server write its audit log (JSON lines) there, so that a benchmark
 	// can count requests by user, verb and resource.
 	AuditLogPath string
@@ -105,6 +108,9 @@ func StartAPIServer(opts APIServerOptions) (*APIServer, error) {
 	}
 	if opts.Webhooks != nil {
 		env.WebhookInstallOptions = *opts.Webhooks
+	}
+	for name, value := range opts.Flags {
+		env.ControlPlane.GetAPIServer().Configure().Set(name, value)
 	}
 	if opts.AuditLogPath != "" {
 		if err := configureAudit(env, opts.AuditLogPath, opts.AuditPolicy); err != nil {

@@ -84,7 +84,11 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 	auditLog := filepath.Join(dir, "audit.log")
-	srv, err := testenv.StartAPIServer(testenv.APIServerOptions{AuditLogPath: auditLog, AuditPolicy: operatorOnlyPolicy})
+	srv, err := testenv.StartAPIServer(testenv.APIServerOptions{
+		// Every app has a ClusterIP Service; envtest's default range holds 254.
+		Flags:        map[string]string{"service-cluster-ip-range": "10.0.0.0/16"},
+		AuditLogPath: auditLog, AuditPolicy: operatorOnlyPolicy,
+	})
 	if err != nil {
 		return err
 	}
