@@ -191,3 +191,11 @@ $(LOCALBIN)/kwok $(LOCALBIN)/kwokctl:
 .PHONY: kubectl
 kubectl: ## Build kubectl (and the rest of the local control plane) into bin/k8s/ (once).
 	hack/controlplane.sh all >/dev/null
+
+##@ Benchmarks: reconcile scale
+
+BENCH_RECONCILE_ARGS ?=
+
+.PHONY: bench-reconcile
+bench-reconcile: envtest ## 1,000 PackNowApps at once on envtest, then 5 min steady state (BENCH_RECONCILE_ARGS="-apps 100 -steady 30s").
+	go run ./hack/bench/reconcile $(BENCH_RECONCILE_ARGS)
