@@ -130,7 +130,7 @@ func run(ctx context.Context, o options) (err error) {
 	if err != nil {
 		return err
 	}
-	burstReconciles, err := op.reconciles()
+	burstMetrics, err := op.metrics()
 	if err != nil {
 		return err
 	}
@@ -147,7 +147,7 @@ func run(ctx context.Context, o options) (err error) {
 	if err != nil {
 		return err
 	}
-	endReconciles, err := op.reconciles()
+	endMetrics, err := op.metrics()
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func run(ctx context.Context, o options) (err error) {
 	res := results{
 		opts: o, latencies: tr.latencies(), done: tr.doneCount(), allDone: allDone,
 		allCreated: allCreated, total: total, burst: burstUsage, end: endUsage,
-		burstReconciles: burstReconciles, steadyReconciles: endReconciles.minus(burstReconciles),
+		burstMetrics: burstMetrics, steadyReconciles: endMetrics.reconciles.minus(burstMetrics.reconciles),
 		audit: audit, operatorErrors: op.errorLines(),
 	}
 	res.print(os.Stdout)
@@ -305,42 +305,53 @@ func (a reconcileCounts) minus(b reconcileCounts) reconcileCounts {
 	return d
 }
 
-func (op *operator) reconciles() (reconcileCounts, error) {
+// operatorMetrics is what the benchmark reads from the operator's metrics endpoint.
+type operatorMetrics struct {
+	reconciles reconcileCounts
+	// heapInUse and heapGoal are the Go heap in use and the size at which the next GC triggers; next to the
+	// peak RSS they tell live objects from GC headroom.
+	heapInUse, heapGoal float64
+}
+
+func (op *operator) metrics() (operatorMetrics, error) {
 	resp, err := http.Get("http://" + op.metricsAddr + "/metrics")
 	if err != nil {
-		return nil, err
+		return operatorMetrics{}, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, err
+		return operatorMetrics{}, err
 	}
-	return parseReconcileTotals(string(body)), nil
+	return parseMetrics(string(body)), nil
 }
 
-// parseReconcileTotals reads controller_runtime_reconcile_total lines of the Prometheus text format.
-func parseReconcileTotals(metrics string) reconcileCounts {
-	counts := reconcileCounts{}
-	for _, line := range strings.Split(metrics, "\n") {
-		labels, ok := strings.CutPrefix(line, "controller_runtime_reconcile_total{")
-		if !ok {
-			continue
-		}
-		labels, value, ok := strings.Cut(labels, "} ")
-		if !ok {
+// parseMetrics reads the lines it needs of the Prometheus text format.
+func parseMetrics(text string) operatorMetrics {
+	m := operatorMetrics{reconciles: reconcileCounts{}}
+	for _, line := range strings.Split(text, "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
 			continue
 		}
 		var v float64
 		if _, err := fmt.Sscan(value, &v); err != nil {
 			continue
 		}
-		for _, l := range strings.Split(labels, ",") {
-			if result, ok := strings.CutPrefix(l, `result="`); ok {
-				counts[strings.TrimSuffix(result, `"`)] += v
+		switch {
+		case name == "go_memstats_heap_inuse_bytes":
+			m.heapInUse = v
+		case name == "go_gc_heap_goal_bytes":
+			m.heapGoal = v
+		case strings.HasPrefix(name, "controller_runtime_reconcile_total{"):
+			for _, l := range strings.Split(strings.TrimSuffix(name, "}"), ",") {
+				if _, result, ok := strings.Cut(l, `result="`); ok {
+					m.reconciles[strings.TrimSuffix(result, `"`)] += v
+				}
 			}
 		}
 	}
-	return counts
+	return m
 }
 
 func freeLoopbackAddr() (string, error) {
@@ -402,16 +413,20 @@ func createApps(ctx context.Context, srv *testenv.APIServer, tr *tracker, namesp
 	return errors.Join(errs...)
 }
 
+// listedWrites is how many steady-state writes the report names one by one.
+const listedWrites = 20
+
 type results struct {
-	opts                              options
-	latencies                         []time.Duration
-	done                              int
-	allDone                           bool
-	allCreated, total                 time.Duration
-	burst, end                        report.Process
-	burstReconciles, steadyReconciles reconcileCounts
-	audit                             auditSummary
-	operatorErrors                    int
+	opts              options
+	latencies         []time.Duration
+	done              int
+	allDone           bool
+	allCreated, total time.Duration
+	burst, end        report.Process
+	burstMetrics      operatorMetrics
+	steadyReconciles  reconcileCounts
+	audit             auditSummary
+	operatorErrors    int
 }
 
 func (r results) print(out io.Writer) {
@@ -438,7 +453,9 @@ func (r results) print(out io.Writer) {
 	fmt.Fprintf(w, "total, first create to last done (s)\t%.1f%s\n", r.total.Seconds(), totalNote)
 	fmt.Fprintf(w, "operator peak RSS (VmHWM)\t%s\n", report.MiB(r.burst.PeakRSS))
 	fmt.Fprintf(w, "operator CPU, start to last done (s)\t%.1f\n", r.burst.CPU.Seconds())
-	fmt.Fprintf(w, "reconciles\t%s\n", r.burstReconciles)
+	fmt.Fprintf(w, "operator Go heap in use / GC goal at last done\t%s / %s\n",
+		report.MiB(int64(r.burstMetrics.heapInUse)), report.MiB(int64(r.burstMetrics.heapGoal)))
+	fmt.Fprintf(w, "reconciles\t%s\n", r.burstMetrics.reconciles)
 	fmt.Fprintf(w, "operator log lines at level error\t%d\n", r.operatorErrors)
 	w.Flush()
 
@@ -451,8 +468,11 @@ func (r results) print(out io.Writer) {
 	fmt.Fprintf(w, "operator CPU (s)\t%.1f\n", (r.end.CPU - r.burst.CPU).Seconds())
 	fmt.Fprintf(w, "operator peak RSS (VmHWM) at the end\t%s\n", report.MiB(r.end.PeakRSS))
 	w.Flush()
-	for _, wr := range r.audit.steadyWrites {
+	for _, wr := range r.audit.steadyWrites[:min(len(r.audit.steadyWrites), listedWrites)] {
 		fmt.Fprintf(w, "  write\t%s\n", wr)
+	}
+	if more := len(r.audit.steadyWrites) - listedWrites; more > 0 {
+		fmt.Fprintf(w, "  …\t%d more\n", more)
 	}
 	w.Flush()
 
