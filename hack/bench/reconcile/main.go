@@ -46,6 +46,7 @@ type options struct {
 	apps, namespaces, createWorkers int
 	steady, timeout                 time.Duration
 	keep                            bool
+	operatorArgs                    string
 }
 
 func main() {
@@ -55,6 +56,7 @@ func main() {
 	flag.IntVar(&o.createWorkers, "create-workers", 100, "creates in flight at once")
 	flag.DurationVar(&o.steady, "steady", 5*time.Minute, "steady state to watch for writes once every app is done")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up waiting for the apps after this long")
+	flag.StringVar(&o.operatorArgs, "operator-args", "", "extra operator flags, space-separated (e.g. --max-concurrent-reconciles=16)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (audit log, operator log) for inspection")
 	flag.Parse()
 	ctrl.SetLogger(logr.Discard())
@@ -94,7 +96,7 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	defer func() { err = errors.Join(err, srv.Stop()) }()
 
-	op, err := startOperator(ctx, srv, manager, dir)
+	op, err := startOperator(ctx, srv, manager, dir, strings.Fields(o.operatorArgs))
 	if err != nil {
 		return err
 	}
@@ -199,7 +201,7 @@ type operator struct {
 	logPath     string
 }
 
-func startOperator(ctx context.Context, srv *testenv.APIServer, bin, dir string) (*operator, error) {
+func startOperator(ctx context.Context, srv *testenv.APIServer, bin, dir string, extraArgs []string) (*operator, error) {
 	user, err := srv.OperatorUser(ctx, operatorUser)
 	if err != nil {
 		return nil, err
@@ -226,10 +228,12 @@ func startOperator(ctx context.Context, srv *testenv.APIServer, bin, dir string)
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(bin,
+	args := append([]string{
 		"--enable-webhooks=false", "--leader-elect=false",
-		"--metrics-bind-address="+metricsAddr, "--metrics-secure=false",
-		"--health-probe-bind-address="+probeAddr)
+		"--metrics-bind-address=" + metricsAddr, "--metrics-secure=false",
+		"--health-probe-bind-address=" + probeAddr,
+	}, extraArgs...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfigPath)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
@@ -434,6 +438,7 @@ func (r results) print(out io.Writer) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	defer w.Flush()
 	fmt.Fprintf(w, "\napps\t%d in %d namespaces, %d creates in flight\n", r.opts.apps, r.opts.namespaces, r.opts.createWorkers)
+	fmt.Fprintf(w, "operator\tits own process, only its generated ClusterRole, webhooks and leader election off %s\n", r.opts.operatorArgs)
 	fmt.Fprintf(w, "done means\tall %d children exist (Secrets <app>-secret-key, -postgres, -redis; ServiceAccount, Service,\n", len(expectedChildren("")))
 	fmt.Fprintf(w, "\tNetworkPolicy, PodDisruptionBudget, Deployment <app>-api) and the status is written for the\n")
 	fmt.Fprintf(w, "\tapp's generation (status.observedGeneration and every condition's), SecretsReady=True,\n")
