@@ -46,7 +46,7 @@ type options struct {
 	apps, namespaces, createWorkers int
 	steady, timeout                 time.Duration
 	keep                            bool
-	operatorArgs                    string
+	operatorArgs, operatorEnv       string
 }
 
 func main() {
@@ -57,6 +57,7 @@ func main() {
 	flag.DurationVar(&o.steady, "steady", 5*time.Minute, "steady state to watch for writes once every app is done")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up waiting for the apps after this long")
 	flag.StringVar(&o.operatorArgs, "operator-args", "", "extra operator flags, space-separated (e.g. --max-concurrent-reconciles=16)")
+	flag.StringVar(&o.operatorEnv, "operator-env", "", "extra operator environment, space-separated NAME=value (e.g. GOMEMLIMIT=96MiB)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (audit log, operator log) for inspection")
 	flag.Parse()
 	ctrl.SetLogger(logr.Discard())
@@ -96,7 +97,7 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	defer func() { err = errors.Join(err, srv.Stop()) }()
 
-	op, err := startOperator(ctx, srv, manager, dir, strings.Fields(o.operatorArgs))
+	op, err := startOperator(ctx, srv, manager, dir, strings.Fields(o.operatorArgs), strings.Fields(o.operatorEnv))
 	if err != nil {
 		return err
 	}
@@ -201,7 +202,7 @@ type operator struct {
 	logPath     string
 }
 
-func startOperator(ctx context.Context, srv *testenv.APIServer, bin, dir string, extraArgs []string) (*operator, error) {
+func startOperator(ctx context.Context, srv *testenv.APIServer, bin, dir string, extraArgs, extraEnv []string) (*operator, error) {
 	user, err := srv.OperatorUser(ctx, operatorUser)
 	if err != nil {
 		return nil, err
@@ -234,7 +235,7 @@ func startOperator(ctx context.Context, srv *testenv.APIServer, bin, dir string,
 		"--health-probe-bind-address=" + probeAddr,
 	}, extraArgs...)
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfigPath)
+	cmd.Env = append(append(os.Environ(), extraEnv...), "KUBECONFIG="+kubeconfigPath)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -438,7 +439,7 @@ func (r results) print(out io.Writer) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	defer w.Flush()
 	fmt.Fprintf(w, "\napps\t%d in %d namespaces, %d creates in flight\n", r.opts.apps, r.opts.namespaces, r.opts.createWorkers)
-	fmt.Fprintf(w, "operator\tits own process, only its generated ClusterRole, webhooks and leader election off %s\n", r.opts.operatorArgs)
+	fmt.Fprintf(w, "operator\tits own process, only its generated ClusterRole, webhooks and leader election off %s %s\n", r.opts.operatorArgs, r.opts.operatorEnv)
 	fmt.Fprintf(w, "done means\tall %d children exist (Secrets <app>-secret-key, -postgres, -redis; ServiceAccount, Service,\n", len(expectedChildren("")))
 	fmt.Fprintf(w, "\tNetworkPolicy, PodDisruptionBudget, Deployment <app>-api) and the status is written for the\n")
 	fmt.Fprintf(w, "\tapp's generation (status.observedGeneration and every condition's), SecretsReady=True,\n")
