@@ -98,6 +98,10 @@ func main() {
 		fmt.Println("packnow-operator", version)
 		return
 	}
+	if maxReconciles < 1 {
+		fmt.Fprintln(os.Stderr, "--max-concurrent-reconciles must be at least 1")
+		os.Exit(2)
+	}
 	if webhookCertDir == "" {
 		webhookCertDir = filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
 	}
@@ -135,10 +139,6 @@ func main() {
 	log.Info("PackNow operator", "version", version)
 	log.Info("default PackNow API image", "image", apiImage)
 
-	if maxReconciles < 1 {
-		log.Error(nil, "--max-concurrent-reconciles must be at least 1", "value", maxReconciles)
-		os.Exit(1)
-	}
 	reconciler := &controllers.PackNowAppReconciler{DefaultImage: apiImage, MaxConcurrentReconciles: maxReconciles}
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		log.Error(err, "unable to set up the PackNowApp controller")
