@@ -211,3 +211,10 @@ BENCH_APP_FLAGS ?=
 .PHONY: bench-app
 bench-app: test-deps ## Benchmark packnow-api with real PostgreSQL and Redis: orders and login at 16/64/256 connections, a 500-login flood (~3 min).
 	go run ./hack/bench/appload $(BENCH_APP_FLAGS)
+
+# Flags for hack/bench/reconcile, e.g. BENCH_RECONCILE_FLAGS="-apps 100 -namespaces 5 -steady 30s".
+BENCH_RECONCILE_FLAGS ?=
+
+.PHONY: bench-reconcile
+bench-reconcile: envtest ## 1,000 PackNowApps at once on envtest against the operator binary, then 5 min of steady state (~9 min).
+	go run ./hack/bench/reconcile $(BENCH_RECONCILE_FLAGS)

@@ -32,14 +32,17 @@ import (
 	packnowv1alpha1 "github.com/packnow/packnow-operator/api/v1alpha1"
 )
 
-// concurrentReconciles lets many PackNowApps converge at once; each app is still reconciled by one worker at a
-// time.
-const concurrentReconciles = 4
+// DefaultMaxConcurrentReconciles lets many PackNowApps converge at once; each app is still reconciled by one
+// worker at a time. A reconcile mostly waits on a dozen sequential API requests, so workers beyond the cores
+// still add throughput.
+const DefaultMaxConcurrentReconciles = 4
 
 // PackNowAppReconciler turns a PackNowApp into a running, locked-down PackNow API.
 type PackNowAppReconciler struct {
 	// DefaultImage is the API image of apps whose spec names none.
 	DefaultImage string
+	// MaxConcurrentReconciles is how many apps are reconciled at once; 0 means DefaultMaxConcurrentReconciles.
+	MaxConcurrentReconciles int
 
 	// The fields below default to the manager's in SetupWithManager.
 
@@ -87,6 +90,9 @@ func (r *PackNowAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
+	if r.MaxConcurrentReconciles == 0 {
+		r.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
+	}
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&packnowv1alpha1.PackNowApp{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(appOfSecret)).
@@ -97,7 +103,7 @@ func (r *PackNowAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&networkingv1.Ingress{}).
 		Owns(&corev1.ConfigMap{}).
-		WithOptions(controller.Options{MaxConcurrentReconciles: concurrentReconciles}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Build(r)
 	if err != nil {
 		return err

@@ -128,10 +128,12 @@ func desiredStatus(app *packnowv1alpha1.PackNowApp, obs observation) packnowv1al
 // the latest spec and every desired pod is updated and available, with no old pod left) and describes it.
 func rollout(d *appsv1.Deployment, justApplied bool, desired int32) (complete bool, progress string) {
 	switch {
+	// A Deployment created by this reconcile is not in the cache yet; saying so here rather than "does not
+	// exist" spares the status write the next reconcile would otherwise make once the cache shows it.
+	case justApplied || d != nil && d.Status.ObservedGeneration < d.Generation:
+		return false, "the Deployment controller has yet to act on the latest spec"
 	case d == nil:
 		return false, "the Deployment does not exist yet"
-	case justApplied || d.Status.ObservedGeneration < d.Generation:
-		return false, "the Deployment controller has yet to act on the latest spec"
 	}
 	s := d.Status
 	progress = fmt.Sprintf("%d of %d pods updated, %d available", s.UpdatedReplicas, desired, s.AvailableReplicas)

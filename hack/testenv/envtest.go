@@ -75,7 +75,24 @@ type APIServerOptions struct {
 	WithoutProjectCRDs bool
 	// Webhooks, when set, are installed with the API server calling back to a local webhook server over TLS.
 	Webhooks *envtest.WebhookInstallOptions
+	// Flags are extra kube-apiserver flags (name without dashes → value), e.g. a wider service-cluster-ip-range
+	// than envtest's /24, which holds only 254 Services.
+	Flags map[string]string
+	// AuditLogPath, when set, makes the API server write its audit log (JSON lines) there, so that a benchmark
+	// can count requests by user, verb and resource.
+	AuditLogPath string
+	// AuditPolicy is the audit policy (YAML) for AuditLogPath; empty logs every request at level Metadata.
+	AuditPolicy string
 }
+
+// metadataAuditPolicy logs who did what to which object, without bodies; one line per request, when its
+// response is complete (a watch adds one when it starts).
+const metadataAuditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+`
 
 // StartAPIServer starts kube-apiserver and etcd and installs the CRDs. Call Stop when done, typically from
 // TestMain.
@@ -106,6 +123,14 @@ func StartAPIServer(opts APIServerOptions) (*APIServer, error) {
 		env.WebhookInstallOptions = *opts.Webhooks
 	}
 	srv := &APIServer{Env: env, certDir: certDir}
+	for name, value := range opts.Flags {
+		env.ControlPlane.GetAPIServer().Configure().Set(name, value)
+	}
+	if opts.AuditLogPath != "" {
+		if err := configureAudit(env, opts.AuditLogPath, opts.AuditPolicy); err != nil {
+			return nil, errors.Join(err, srv.Stop())
+		}
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("start envtest: %w", err), srv.Stop())
@@ -116,6 +141,22 @@ func StartAPIServer(opts APIServerOptions) (*APIServer, error) {
 	}
 	srv.Config, srv.Client = cfg, c
 	return srv, nil
+}
+
+// configureAudit writes the policy beside the log and points the API server at both.
+func configureAudit(env *envtest.Environment, logPath, policy string) error {
+	if policy == "" {
+		policy = metadataAuditPolicy
+	}
+	policyPath := logPath + ".policy.yaml"
+	if err := os.WriteFile(policyPath, []byte(policy), 0o600); err != nil {
+		return fmt.Errorf("audit policy: %w", err)
+	}
+	env.ControlPlane.GetAPIServer().Configure().
+		Set("audit-policy-file", policyPath).
+		Set("audit-log-path", logPath).
+		Set("audit-log-format", "json")
+	return nil
 }
 
 // Stop stops the API server and etcd and removes their data.
