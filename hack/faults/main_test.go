@@ -5,7 +5,6 @@ package faults
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -56,13 +55,10 @@ func run(m *testing.M) int {
 
 // setUp builds the manager into dir, starts the API server and writes the operator's kubeconfig into dir.
 func setUp(dir string) error {
-	managerBinary = filepath.Join(dir, "manager")
-	build := exec.Command("go", "build", "-o", managerBinary, ".")
-	build.Dir = testenv.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build the manager: %v\n%s", err, out)
-	}
 	var err error
+	if managerBinary, err = testenv.Build(dir, ".", "manager"); err != nil {
+		return err
+	}
 	if apiServer, err = testenv.StartAPIServer(testenv.APIServerOptions{}); err != nil {
 		return err
 	}

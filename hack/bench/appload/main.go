@@ -118,7 +118,7 @@ func run(o options) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		if o.bin, err = buildAPI(dir); err != nil {
+		if o.bin, err = testenv.Build(dir, "./app/cmd/packnow-api", "packnow-api"); err != nil {
 			return err
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -22,17 +21,6 @@ import (
 
 // password is every benchmark user's password; it passes the API's password policy.
 const password = "Bench&Mark-2026"
-
-// buildAPI builds packnow-api from this checkout into dir.
-func buildAPI(dir string) (string, error) {
-	bin := filepath.Join(dir, "packnow-api")
-	cmd := exec.Command("go", "build", "-o", bin, "./app/cmd/packnow-api")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build packnow-api: %w", err)
-	}
-	return bin, nil
-}
 
 // apiServer is a running packnow-api process.
 type apiServer struct {

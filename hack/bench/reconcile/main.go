@@ -82,7 +82,7 @@ func run(ctx context.Context, o options) (err error) {
 		_ = os.RemoveAll(dir)
 	}()
 
-	manager, err := buildOperator(ctx, dir)
+	manager, err := testenv.Build(dir, ".", "manager")
 	if err != nil {
 		return err
 	}
@@ -181,18 +181,6 @@ rules:
   users: [` + operatorUser + `]
 - level: None
 `
-
-// buildOperator builds the manager from main.go, as a release would, into dir.
-func buildOperator(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "manager")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-	cmd.Dir = testenv.RepoRoot()
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build the operator: %w", err)
-	}
-	return bin, nil
-}
 
 // operator is the manager running as a process of its own, so that its memory and CPU time are its alone.
 type operator struct {

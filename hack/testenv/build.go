@@ -1,0 +1,19 @@
+package testenv
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+)
+
+// Build compiles the command in pkg (a path relative to the repository root, "." for the manager) from this
+// checkout into dir/name, so that a test or benchmark runs the binary a release would ship, as a process of its own.
+func Build(dir, pkg, name string) (string, error) {
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Dir = RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+	}
+	return bin, nil
+}
