@@ -249,7 +249,9 @@ func checkDeployment(t *testing.T, dep *unstructured.Unstructured, ns string) {
 		t.Errorf("replicas %v, want 2", spec["replicas"])
 	}
 	args := containerArgs(t, dep)
-	for _, want := range []string{"--leader-elect=true", "--metrics-bind-address=:8443", "--health-probe-bind-address=:8081",
+	for _, want := range []string{"--leader-elect=true", "--leader-election-lease-duration=15s",
+		"--leader-election-renew-deadline=10s", "--leader-election-retry-period=2s", "--max-concurrent-reconciles=4",
+		"--metrics-bind-address=:8443", "--health-probe-bind-address=:8081",
 		"--webhook-service-name=" + releaseName + "-webhook-service", "--webhook-cert-secret=" + releaseName + "-webhook-cert",
 		"--validating-webhook-configuration=" + releaseName + "-validating-webhook-configuration",
 		"--mutating-webhook-configuration=" + releaseName + "-mutating-webhook-configuration"} {
@@ -342,6 +344,8 @@ func TestValuesSchemaRejectsBadValues(t *testing.T) {
 		{"image.pullPolicy=Sometimes", "/image/pullPolicy"},
 		{"image.repository=", "missing property 'repository'"},
 		{"logLevel=trace", "/logLevel"},
+		{"leaderElection.leaseDuration=15", "/leaderElection/leaseDuration"},
+		{"maxConcurrentReconciles=0", "/maxConcurrentReconciles"},
 		{`crds.install="yes"`, "/crds/install"},
 		{"certManager.issuerRef.kind=Vault", "/certManager/issuerRef/kind"},
 		{"certManager.issuerRef={kind: ClusterIssuer}", "'name' required"},
