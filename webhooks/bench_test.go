@@ -41,7 +41,7 @@ func BenchmarkPodReview(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	hook := &webhook.Admission{Handler: &PodHandler{Decoder: admission.NewDecoder(testenv.Scheme()), Evaluator: eval, Reader: c}}
+	hook := &webhook.Admission{Handler: &PodHandler{Evaluator: eval, Reader: c}}
 
 	for _, bc := range []struct {
 		name    string

@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
@@ -69,7 +68,6 @@ func FuzzDecodePodRequest(f *testing.F) {
 	} {
 		f.Add(uint8(i), []byte(seed), []byte(seed), i%2 == 0)
 	}
-	d := admission.NewDecoder(clientgoscheme.Scheme)
 	f.Fuzz(func(t *testing.T, kind uint8, obj, old []byte, update bool) {
 		req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
 			Kind:      kinds[int(kind)%len(kinds)],
@@ -80,7 +78,7 @@ func FuzzDecodePodRequest(f *testing.F) {
 			req.Operation = admissionv1.Update
 			req.OldObject = runtime.RawExtension{Raw: old}
 		}
-		got, _, err := decodePodRequest(d, req)
+		got, _, err := decodePodRequest(req)
 		if err == nil && got != nil {
 			if meta, spec := podTemplate(got); meta == nil || spec == nil {
 				t.Fatalf("decoded %T without a pod template", got)

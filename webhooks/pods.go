@@ -2,6 +2,7 @@ package webhooks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -13,11 +14,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	kjson "sigs.k8s.io/json"
 
 	packnowv1alpha1 "github.com/packnow/packnow-operator/api/v1alpha1"
 )
@@ -53,7 +56,6 @@ const (
 
 // PodHandler admits Pods and the workloads that create them according to their namespace's pod security mode.
 type PodHandler struct {
-	Decoder   admission.Decoder
 	Evaluator *PodEvaluator
 	// Reader looks up Namespaces and PackNowApps, normally from the manager's cache.
 	Reader client.Reader
@@ -107,19 +109,19 @@ func podTemplate(obj client.Object) (*metav1.ObjectMeta, *corev1.PodSpec) {
 
 // decodePodRequest decodes the request's object and reports whether it needs evaluating: an update that leaves
 // the pods unchanged (labels, finalizers, scaling) is admitted, so that existing objects stay manageable.
-func decodePodRequest(d admission.Decoder, req admission.Request) (client.Object, bool, error) {
+func decodePodRequest(req admission.Request) (client.Object, bool, error) {
 	obj := newPodObject(req.Kind)
 	if obj == nil {
 		return nil, false, nil
 	}
-	if err := d.Decode(req, obj); err != nil {
+	if err := decodeObject(req.Object, obj); err != nil {
 		return nil, false, err
 	}
 	if req.Operation != admissionv1.Update {
 		return obj, true, nil
 	}
 	old := newPodObject(req.Kind)
-	if err := d.DecodeRaw(req.OldObject, old); err != nil {
+	if err := decodeObject(req.OldObject, old); err != nil {
 		return nil, false, err
 	}
 	newMeta, newSpec := podTemplate(obj)
@@ -132,12 +134,22 @@ func decodePodRequest(d admission.Decoder, req admission.Request) (client.Object
 	return obj, !equality.Semantic.DeepEqual(newSpec, oldSpec) || !equality.Semantic.DeepEqual(newMeta, oldMeta), nil
 }
 
+// decodeObject decodes an object the API server sent, as the API server's own JSON decoder would (case-sensitive).
+// The request's kind has already chosen the Go type, so one pass suffices: admission.Decoder parses every object
+// twice, the first time only to find its apiVersion and kind, and decoding is most of a review's cost.
+func decodeObject(raw runtime.RawExtension, obj client.Object) error {
+	if len(raw.Raw) == 0 {
+		return errors.New("the request carries no object")
+	}
+	return kjson.UnmarshalCaseSensitivePreserveInts(raw.Raw, obj)
+}
+
 // Handle implements admission.Handler.
 func (h *PodHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
 	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
 		return admission.Allowed("")
 	}
-	obj, evaluate, err := decodePodRequest(h.Decoder, req)
+	obj, evaluate, err := decodePodRequest(req)
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
 	}

@@ -79,7 +79,6 @@ func Setup(mgr manager.Manager, o Options) (healthz.Checker, error) {
 		return nil, err
 	}
 	pods := &PodHandler{
-		Decoder:   admission.NewDecoder(mgr.GetScheme()),
 		Evaluator: eval,
 		Reader:    mgr.GetCache(),
 		Recorder:  mgr.GetEventRecorder("packnow-pod-security"),
