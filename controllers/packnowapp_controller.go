@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +21,7 @@ import (
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -36,6 +38,17 @@ import (
 // worker at a time. A reconcile mostly waits on a dozen sequential API requests, so workers beyond the cores
 // still add throughput.
 const DefaultMaxConcurrentReconciles = 4
+
+// MaxRetryDelay caps the wait before an app whose reconcile keeps failing is tried again. controller-runtime's
+// default doubles it from 5 ms up to 1000 s, so that after a long API server outage an app could wait a quarter
+// of an hour for its next attempt.
+const MaxRetryDelay = time.Minute
+
+// retryRateLimiter is controller-runtime's default per-app backoff (what its default priority queue uses),
+// capped at MaxRetryDelay.
+func retryRateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
+	return workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](5*time.Millisecond, MaxRetryDelay)
+}
 
 // PackNowAppReconciler turns a PackNowApp into a running, locked-down PackNow API.
 type PackNowAppReconciler struct {
@@ -103,7 +116,7 @@ func (r *PackNowAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&networkingv1.Ingress{}).
 		Owns(&corev1.ConfigMap{}).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, RateLimiter: retryRateLimiter()}).
 		Build(r)
 	if err != nil {
 		return err
