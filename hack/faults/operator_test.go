@@ -2,7 +2,6 @@ package faults
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"testing"
@@ -75,12 +74,11 @@ func (o *operator) mustRun(t *testing.T) {
 // freeLoopbackAddr is a loopback address with a port that was free a moment ago.
 func freeLoopbackAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := testenv.FreeLoopbackAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // pollInterval is how often the tests' waits look again.

@@ -255,11 +255,22 @@ func (pg *Postgres) Stop() error {
 	return errors.Join(err, os.RemoveAll(pg.dir))
 }
 
-func freePort() (int, error) {
+// FreeLoopbackAddr is a loopback address (host:port) whose port was free a moment ago, for a server a test or
+// benchmark starts.
+func FreeLoopbackAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func freePort() (int, error) {
+	addr, err := FreeLoopbackAddr()
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	_, port, _ := net.SplitHostPort(addr)
+	return strconv.Atoi(port)
 }

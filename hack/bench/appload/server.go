@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/packnow/packnow-operator/hack/testenv"
 )
 
 // password is every benchmark user's password; it passes the API's password policy.
@@ -33,7 +34,7 @@ type apiServer struct {
 
 // startAPI starts bin with env on a free loopback port and waits until /readyz says it is ready.
 func startAPI(bin string, env []string) (*apiServer, error) {
-	addr, err := freeAddr()
+	addr, err := testenv.FreeLoopbackAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -126,15 +127,6 @@ func (c *logCounter) read(r io.Reader) {
 		}
 	}
 	_, _ = io.Copy(io.Discard, r)
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // registerUsers registers the user with phone(first) through the API, so that its password

@@ -11,10 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -97,11 +94,12 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	defer func() { err = errors.Join(err, srv.Stop()) }()
 
-	op, err := startOperator(ctx, srv, manager, dir, strings.Fields(o.operatorArgs), strings.Fields(o.operatorEnv))
+	op, err := srv.StartOperatorProcess(ctx, operatorUser, manager, dir,
+		append([]string{"--enable-webhooks=false"}, strings.Fields(o.operatorArgs)...), strings.Fields(o.operatorEnv))
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, op.stop()) }()
+	defer func() { err = errors.Join(err, op.Stop()) }()
 
 	// The watches end before the API server stops, which otherwise waits for them.
 	trackCtx, stopTracking := context.WithCancel(ctx)
@@ -129,11 +127,11 @@ func run(ctx context.Context, o options) (err error) {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	burstUsage, err := report.ProcessUsage(op.cmd.Process.Pid)
+	burstUsage, err := report.ProcessUsage(op.Cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
-	burstMetrics, err := op.metrics()
+	burstMetrics, err := metrics(op)
 	if err != nil {
 		return err
 	}
@@ -146,11 +144,11 @@ func run(ctx context.Context, o options) (err error) {
 		return ctx.Err()
 	}
 	steadyEnd := time.Now()
-	endUsage, err := report.ProcessUsage(op.cmd.Process.Pid)
+	endUsage, err := report.ProcessUsage(op.Cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
-	endMetrics, err := op.metrics()
+	endMetrics, err := metrics(op)
 	if err != nil {
 		return err
 	}
@@ -165,7 +163,7 @@ func run(ctx context.Context, o options) (err error) {
 		opts: o, latencies: tr.latencies(), done: tr.doneCount(), allDone: allDone,
 		allCreated: allCreated, total: total, burst: burstUsage, end: endUsage,
 		burstMetrics: burstMetrics, steadyReconciles: endMetrics.reconciles.minus(burstMetrics.reconciles),
-		audit: audit, operatorErrors: op.errorLines(),
+		audit: audit, operatorErrors: op.ErrorLines(),
 	}
 	res.print(os.Stdout)
 	return nil
@@ -181,111 +179,6 @@ rules:
   users: [` + operatorUser + `]
 - level: None
 `
-
-// operator is the manager running as a process of its own, so that its memory and CPU time are its alone.
-type operator struct {
-	cmd         *exec.Cmd
-	exited      chan error
-	metricsAddr string
-	logPath     string
-}
-
-func startOperator(ctx context.Context, srv *testenv.APIServer, bin, dir string, extraArgs, extraEnv []string) (*operator, error) {
-	user, err := srv.OperatorUser(operatorUser)
-	if err != nil {
-		return nil, err
-	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		return nil, err
-	}
-	kubeconfigPath := filepath.Join(dir, "operator.kubeconfig")
-	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
-		return nil, err
-	}
-	metricsAddr, err := freeLoopbackAddr()
-	if err != nil {
-		return nil, err
-	}
-	probeAddr, err := freeLoopbackAddr()
-	if err != nil {
-		return nil, err
-	}
-	logPath := filepath.Join(dir, "operator.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close()
-	args := append([]string{
-		"--enable-webhooks=false", "--leader-elect=false",
-		"--metrics-bind-address=" + metricsAddr, "--metrics-secure=false",
-		"--health-probe-bind-address=" + probeAddr,
-	}, extraArgs...)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(append(os.Environ(), extraEnv...), "KUBECONFIG="+kubeconfigPath)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	op := &operator{cmd: cmd, exited: make(chan error, 1), metricsAddr: metricsAddr, logPath: logPath}
-	go func() { op.exited <- cmd.Wait() }()
-	if err := op.waitReady(ctx, probeAddr); err != nil {
-		return nil, errors.Join(err, op.stop())
-	}
-	return op, nil
-}
-
-// waitReady waits for the operator's readiness probe, which passes once its caches have synced.
-func (op *operator) waitReady(ctx context.Context, probeAddr string) error {
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-op.exited:
-			op.exited <- err
-			return fmt.Errorf("the operator exited before it was ready (%v); its log is %s", err, op.logPath)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-		resp, err := http.Get("http://" + probeAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-	}
-	return fmt.Errorf("the operator was not ready within a minute; its log is %s", op.logPath)
-}
-
-// stop ends the operator with SIGTERM, as Kubernetes would, and kills it if it does not exit in time.
-func (op *operator) stop() error {
-	_ = op.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-op.exited:
-		return nil
-	case <-time.After(30 * time.Second):
-		_ = op.cmd.Process.Kill()
-		<-op.exited
-		return errors.New("the operator did not stop within 30s of SIGTERM")
-	}
-}
-
-// errorLines counts the operator's log lines at level error, a sign of trouble worth a look.
-func (op *operator) errorLines() int {
-	raw, err := os.ReadFile(op.logPath)
-	if err != nil {
-		return -1
-	}
-	n := 0
-	for _, line := range strings.Split(string(raw), "\n") {
-		if strings.Contains(line, `"level":"error"`) || strings.Contains(line, "\tERROR\t") {
-			n++
-		}
-	}
-	return n
-}
 
 // reconcileCounts are controller_runtime_reconcile_total by result, summed over the operator's controllers.
 type reconcileCounts map[string]float64
@@ -306,17 +199,12 @@ type operatorMetrics struct {
 	heapInUse, heapGoal float64
 }
 
-func (op *operator) metrics() (operatorMetrics, error) {
-	resp, err := http.Get("http://" + op.metricsAddr + "/metrics")
+func metrics(op *testenv.OperatorProcess) (operatorMetrics, error) {
+	text, err := op.Metrics()
 	if err != nil {
 		return operatorMetrics{}, err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return operatorMetrics{}, err
-	}
-	return parseMetrics(string(body)), nil
+	return parseMetrics(text), nil
 }
 
 // parseMetrics reads the lines it needs of the Prometheus text format.
@@ -345,15 +233,6 @@ func parseMetrics(text string) operatorMetrics {
 		}
 	}
 	return m
-}
-
-func freeLoopbackAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 func createNamespaces(ctx context.Context, srv *testenv.APIServer, n int) ([]string, error) {
