@@ -40,6 +40,7 @@ func main() {
 	var (
 		metricsAddr     string
 		probeAddr       string
+		pprofAddr       string
 		secureMetrics   bool
 		enableHTTP2     bool
 		leaderElect     bool
@@ -63,6 +64,8 @@ func main() {
 	flag.BoolVar(&secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS, authenticated and authorized through the API server.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0",
+		"Address of Go's profiling endpoints (/debug/pprof/), unauthenticated, for diagnosing CPU and memory use; \"0\" disables them.")
 	flag.BoolVar(&leaderElect, "leader-elect", runningInCluster(),
 		"Elect a leader so that only one replica reconciles (default: on in a cluster, off outside).")
 	flag.StringVar(&leaderElectionN, "leader-election-namespace", "",
@@ -144,6 +147,7 @@ func main() {
 		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  probeAddr,
+		PprofBindAddress:        pprofAddr,
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "packnow-operator.packnow.io",
 		LeaderElectionNamespace: leaderElectionN,
