@@ -1,6 +1,6 @@
 // Command admission measures what the pod security webhook adds to admission. It starts a real API server
-// (envtest) and, in the same process, the operator's webhook server as main.go runs it (webhooks.Setup on a
-// manager, with its own CA), then
+// (envtest) and the operator — the manager binary, as its own process with its generated RBAC role, its own
+// webhook CA and every controller — then
 //
 //   - handler: sends pod AdmissionReviews over TLS on loopback to /validate-pods at fixed rates (open loop)
 //     and reports latency percentiles, achieved rate and errors per rate;
@@ -12,15 +12,15 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
-	"runtime/pprof"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +28,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/go-logr/logr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -37,11 +38,7 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	"github.com/packnow/packnow-operator/controllers"
 	"github.com/packnow/packnow-operator/hack/bench/report"
 	"github.com/packnow/packnow-operator/hack/testenv"
 	"github.com/packnow/packnow-operator/webhooks"
@@ -59,6 +56,7 @@ const (
 	mutatingConfiguration   = "mutating-webhook-configuration"
 	podWebhook              = "pods.pod-security.packnow.io"
 	operatorNamespace       = "packnow-system"
+	operatorUser            = "packnow-operator"
 )
 
 type options struct {
@@ -70,6 +68,7 @@ type options struct {
 	requests    int
 	concurrency int
 	cpuProfile  string
+	keep        bool
 }
 
 func main() {
@@ -81,12 +80,8 @@ func main() {
 	flag.IntVar(&o.connections, "connections", 32, "handler mode: keep-alive TLS connections")
 	flag.IntVar(&o.requests, "requests", 1000, "apiserver mode: measured dry-run creates per namespace")
 	flag.IntVar(&o.concurrency, "concurrency", 4, "apiserver mode: requests in flight")
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "handler mode: write a CPU profile of this process (webhook server and generator) to the file")
-	// The manager's logs would bury the tables; -zap-log-level=info brings them back.
-	zapOpts := zap.Options{}
-	zapOpts.BindFlags(flag.CommandLine)
-	_ = flag.Set("zap-log-level", "error")
-	_ = flag.Set("zap-stacktrace-level", "panic")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "handler mode: write a CPU profile of the operator over all rates to the file")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (the operator's log) for inspection")
 	flag.Parse()
 
 	var err error
@@ -101,7 +96,7 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts), zap.WriteTo(os.Stderr)))
+	ctrl.SetLogger(logr.Discard())
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = run(ctx, os.Stdout, o)
@@ -136,25 +131,32 @@ func parseRates(s string) ([]int, error) {
 	return rates, nil
 }
 
-func run(ctx context.Context, out io.Writer, o options) error {
+func run(ctx context.Context, out io.Writer, o options) (err error) {
 	report.Header(out, "admission: latency of the pod security webhook")
-	fmt.Fprintln(out, "setup:   envtest API server + etcd, the operator's webhook server (webhooks.Setup, own CA) and the load generator in one process tree on this machine")
+	fmt.Fprintln(out, "setup:   envtest API server + etcd, the operator (manager binary, webhooks on, own CA) and the load generator, each its own process, on this machine")
 	fmt.Fprintln(out, loadAverage())
 
-	s, err := testenv.StartAPIServer(testenv.APIServerOptions{Webhooks: testenv.WebhookOptions()})
+	dir, err := os.MkdirTemp("", "bench-admission-")
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := s.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "admission: stopping the API server:", err)
+		if o.keep {
+			fmt.Fprintln(os.Stderr, "kept", dir)
+			return
 		}
+		_ = os.RemoveAll(dir)
 	}()
-	stopOperator, err := startOperator(ctx, s)
+	s, err := testenv.StartAPIServer(testenv.APIServerOptions{Webhooks: testenv.WebhookOptions()})
 	if err != nil {
 		return err
 	}
-	defer stopOperator()
+	defer func() { err = errors.Join(err, s.Stop()) }()
+	op, pprofAddr, err := startOperator(ctx, s, dir)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, op.Stop()) }()
 
 	enforced, unscoped, err := namespaces(ctx, s.Client)
 	if err != nil {
@@ -172,7 +174,7 @@ func run(ctx context.Context, out io.Writer, o options) error {
 		fmt.Fprintln(out)
 		switch mode {
 		case "handler":
-			err = measureHandler(ctx, out, s, c, enforced, unscoped, o)
+			err = measureHandler(ctx, out, s, op, pprofAddr, c, enforced, unscoped, o)
 		case "apiserver":
 			err = measureAPIServer(ctx, out, c, enforced, unscoped, o)
 		}
@@ -183,57 +185,36 @@ func run(ctx context.Context, out io.Writer, o options) error {
 	return ctx.Err()
 }
 
-// startOperator runs a manager configured as main.go configures it (cache, HTTP/1.1 only, operator-managed
-// certificate) with the webhooks on the address the webhook configurations call, and waits until the server
-// answers with a certificate the configurations trust.
-func startOperator(ctx context.Context, s *testenv.APIServer) (stop func(), err error) {
+// startOperator builds the manager and runs it as its own process, as a cluster runs it (its generated RBAC
+// role, its own webhook CA, every controller), serving the webhooks on the address the webhook configurations
+// call, and Go's profiling endpoints on pprofAddr; it returns once the server answers with a certificate the
+// configurations trust.
+func startOperator(ctx context.Context, s *testenv.APIServer, dir string) (op *testenv.OperatorProcess, pprofAddr string, err error) {
 	wh := s.Env.WebhookInstallOptions
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}
 	if err := s.Client.Create(ctx, ns); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	certDir, err := os.MkdirTemp("", "admission-bench-certs-")
+	bin, err := testenv.Build(dir, ".", "manager")
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	http1Only := func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
-	mgr, err := ctrl.NewManager(s.Config, ctrl.Options{
-		Scheme:                 testenv.Scheme(),
-		Cache:                  controllers.CacheOptions(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		WebhookServer: webhook.NewServer(webhook.Options{
-			Host: wh.LocalServingHost, Port: wh.LocalServingPort, CertDir: certDir, TLSOpts: []func(*tls.Config){http1Only},
-		}),
-	})
-	if err != nil {
-		return nil, err
+	certDir := filepath.Join(dir, "certs")
+	if err := os.Mkdir(certDir, 0o700); err != nil {
+		return nil, "", err
 	}
-	ready, err := webhooks.Setup(mgr, webhooks.Options{
-		Namespace:                      operatorNamespace,
-		CertDir:                        certDir,
-		ValidatingWebhookConfiguration: validatingConfiguration,
-		MutatingWebhookConfiguration:   mutatingConfiguration,
-		ExtraDNSNames:                  []string{testenv.WebhookHost},
-	})
-	if err != nil {
-		return nil, err
+	if pprofAddr, err = testenv.FreeLoopbackAddr(); err != nil {
+		return nil, "", err
 	}
-	mgrCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mgrCtx) }()
-	stop = func() {
-		cancel()
-		if err := <-done; err != nil {
-			fmt.Fprintln(os.Stderr, "admission: the manager stopped with an error:", err)
-		}
-		_ = os.RemoveAll(certDir)
-	}
-	if err := poll(ctx, 2*time.Minute, func() error { return ready(nil) }); err != nil {
-		stop()
-		return nil, fmt.Errorf("webhook server not ready: %w", err)
-	}
-	return stop, nil
+	op, err = s.StartOperatorProcess(ctx, operatorUser, bin, dir, []string{
+		"--webhook-port=" + strconv.Itoa(wh.LocalServingPort), "--webhook-cert-dir=" + certDir,
+		"--operator-namespace=" + operatorNamespace,
+		"--validating-webhook-configuration=" + validatingConfiguration,
+		"--mutating-webhook-configuration=" + mutatingConfiguration,
+		"--webhook-extra-dns-names=" + testenv.WebhookHost,
+		"--pprof-bind-address=" + pprofAddr,
+	}, nil)
+	return op, pprofAddr, err
 }
 
 // namespaces creates the namespace the pod webhook enforces in and one it does not select.
@@ -334,7 +315,8 @@ func violatingPod(namespace string, violate func(*corev1.Pod)) *corev1.Pod {
 }
 
 // measureHandler drives the webhook server directly at each rate and prints a table.
-func measureHandler(ctx context.Context, out io.Writer, s *testenv.APIServer, c client.Client, enforced, unscoped string, o options) error {
+func measureHandler(ctx context.Context, out io.Writer, s *testenv.APIServer, op *testenv.OperatorProcess, pprofAddr string,
+	c client.Client, enforced, unscoped string, o options) error {
 	deck, err := podDeck(ctx, c, enforced, unscoped)
 	if err != nil {
 		return err
@@ -368,20 +350,25 @@ func measureHandler(ctx context.Context, out io.Writer, s *testenv.APIServer, c 
 		"webhook's %s timeout of the scheduled time: the API server would have failed the admission; such slots are not sent),\n"+
 		"transport, non-200, wrong verdict. Achieved rps counts answered requests.\n",
 		100*allowed/len(deck), 100*(len(deck)-allowed)/len(deck), float64(deck[0].size())/1024, o.warmup, o.duration, webhookTimeout)
-	fmt.Fprintln(out, "CPU/req: CPU time of this process (webhook server and load generator together) per request sent, warm-up included.")
+	fmt.Fprintln(out, "CPU/req: CPU time per request sent, warm-up included, of the operator (server) and of the load generator.")
 	if o.cpuProfile != "" {
-		stopProfile, err := startCPUProfile(o.cpuProfile)
+		profiled := time.Duration(len(o.rates)) * (o.warmup + o.duration)
+		wait, err := startCPUProfile(ctx, pprofAddr, profiled, o.cpuProfile)
 		if err != nil {
 			return err
 		}
-		defer stopProfile()
+		defer func() {
+			if err := wait(); err != nil {
+				fmt.Fprintln(os.Stderr, "admission: CPU profile:", err)
+			}
+		}()
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "rate rps\tachieved rps\trequests\tp50 ms\tp90 ms\tp99 ms\tmax ms\tlate > %s\ttransport err\tnon-200\twrong verdict\tCPU/req µs\t\n", webhookTimeout)
+	fmt.Fprintf(tw, "rate rps\tachieved rps\trequests\tp50 ms\tp90 ms\tp99 ms\tmax ms\tlate > %s\ttransport err\tnon-200\twrong verdict\tserver CPU/req µs\tgenerator CPU/req µs\t\n", webhookTimeout)
 	var atTarget *tally
 	for _, rate := range o.rates {
 		sched := newSchedule(time.Now(), rate, o.warmup, o.duration)
-		before, err := report.ProcessUsage(os.Getpid())
+		before, err := usage(op)
 		if err != nil {
 			return err
 		}
@@ -389,19 +376,24 @@ func measureHandler(ctx context.Context, out io.Writer, s *testenv.APIServer, c 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		after, err := report.ProcessUsage(os.Getpid())
+		after, err := usage(op)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%d\t%.0f\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t\n", rate, t.AchievedRPS, t.Requests,
+		perReq := func(d time.Duration) int64 { return d.Microseconds() / int64(max(t.Sent, 1)) }
+		fmt.Fprintf(tw, "%d\t%.0f\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", rate, t.AchievedRPS, t.Requests,
 			report.Ms(t.Latency.P50), report.Ms(t.Latency.P90), report.Ms(t.Latency.P99), report.Ms(t.Latency.Max),
-			t.TooLate, t.TransportErrors, t.StatusErrors, t.WrongVerdicts, (after.CPU-before.CPU).Microseconds()/int64(max(t.Sent, 1)))
+			t.TooLate, t.TransportErrors, t.StatusErrors, t.WrongVerdicts,
+			perReq(after.server.CPU-before.server.CPU), perReq(after.generator.CPU-before.generator.CPU))
 		if rate == targetRate {
 			atTarget = &t
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if u, err := usage(op); err == nil {
+		fmt.Fprintf(out, "operator peak RSS (VmHWM): %s\n", report.MiB(u.server.PeakRSS))
 	}
 	if rc.firstErr.err != nil {
 		fmt.Fprintln(out, "first error:", rc.firstErr.err)
@@ -429,19 +421,47 @@ func loadAverage() string {
 	return "load average: unknown"
 }
 
-func startCPUProfile(path string) (stop func(), err error) {
+// processes is the resource use of the webhook server (the operator) and of the load generator (this process).
+type processes struct{ server, generator report.Process }
+
+func usage(op *testenv.OperatorProcess) (processes, error) {
+	server, err := report.ProcessUsage(op.Cmd.Process.Pid)
+	if err != nil {
+		return processes{}, err
+	}
+	generator, err := report.ProcessUsage(os.Getpid())
+	return processes{server, generator}, err
+}
+
+// startCPUProfile asks the operator's pprof endpoint for a CPU profile of the next d and writes it to path;
+// wait returns once it is written.
+func startCPUProfile(ctx context.Context, pprofAddr string, d time.Duration, path string) (wait func() error, err error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, int(d.Round(time.Second).Seconds()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-	}, nil
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- errors.Join(err, f.Close())
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			done <- errors.Join(fmt.Errorf("%s: %s", url, resp.Status), f.Close())
+			return
+		}
+		_, err = io.Copy(f, resp.Body)
+		done <- errors.Join(err, f.Close())
+	}()
+	return func() error { return <-done }, nil
 }
 
 func ms(d time.Duration) string { return report.Ms(d) + " ms" }
