@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/packnow/packnow-operator/hack/bench/report"
@@ -53,6 +54,9 @@ type sample struct {
 	// latency from the due time to the answer, and when the answer came; set when answered.
 	latency time.Duration
 	done    time.Time
+	// lag from the due time to the send, set when sent: the generator's own lateness, part of latency.
+	lag  time.Duration
+	sent bool
 }
 
 // tally sums up the measured slots of a run.
@@ -63,6 +67,10 @@ type tally struct {
 	Sent int
 	// Latency is over the answered requests, late ones included.
 	Latency report.Latencies
+	// SendLag is over the measured requests sent: how late after its due time each went out, because every
+	// connection was busy or the generator woke late. It is part of Latency; a large one at a low rate would
+	// mean the generator, not the server, set the figures.
+	SendLag report.Latencies
 	// AchievedRPS is answered requests per second, from the first measured slot's due time to the last answer.
 	AchievedRPS                                           float64
 	TransportErrors, StatusErrors, WrongVerdicts, TooLate int
@@ -73,9 +81,12 @@ func (t tally) Errors() int { return t.TransportErrors + t.StatusErrors + t.Wron
 
 func summarize(windowStart time.Time, samples []sample) tally {
 	t := tally{Requests: len(samples)}
-	var latencies []time.Duration
+	var latencies, lags []time.Duration
 	last := windowStart
 	for _, s := range samples {
+		if s.sent {
+			lags = append(lags, s.lag)
+		}
 		switch s.outcome {
 		case transportFailed:
 			t.TransportErrors++
@@ -95,18 +106,19 @@ func summarize(windowStart time.Time, samples []sample) tally {
 		}
 	}
 	t.Latency = report.Summarize(latencies)
+	t.SendLag = report.Summarize(lags)
 	if elapsed := last.Sub(windowStart); elapsed > 0 {
 		t.AchievedRPS = float64(len(latencies)) / elapsed.Seconds()
 	}
 	return t
 }
 
-// runOpenLoop sends every slot of s from workers goroutines (one keep-alive connection each) and tallies the
+// runOpenLoop sends every slot of s, one goroutine per sender (a keep-alive connection each), and tallies the
 // measured ones. A worker takes the next slot, waits for its due time if it is early, and sends; latency counts
 // from the due time, not from the send. When every worker is busy the slots behind wait, and that wait is part
 // of their latency: a slow server cannot lower the offered rate and hide its stalls (coordinated omission).
 // A slot not answered within limit of its due time is tooLate. It stops taking slots once ctx is done.
-func runOpenLoop(ctx context.Context, s schedule, workers int, limit time.Duration, send func(slot int) outcome) tally {
+func runOpenLoop(ctx context.Context, s schedule, senders []func(slot int) outcome, limit time.Duration) tally {
 	var (
 		next    atomic.Int64
 		mu      sync.Mutex
@@ -114,7 +126,7 @@ func runOpenLoop(ctx context.Context, s schedule, workers int, limit time.Durati
 		sent    atomic.Int64
 		wg      sync.WaitGroup
 	)
-	for range workers {
+	for _, send := range senders {
 		wg.Go(func() {
 			var mine []sample
 			for {
@@ -123,12 +135,13 @@ func runOpenLoop(ctx context.Context, s schedule, workers int, limit time.Durati
 					break
 				}
 				due := s.due(i)
-				time.Sleep(time.Until(due))
+				sleepUntil(due)
 				var smp sample
-				if time.Since(due) > limit {
+				if smp.lag = time.Since(due); smp.lag > limit {
 					smp.outcome = tooLate
 				} else {
 					sent.Add(1)
+					smp.sent = true
 					smp.outcome = send(i)
 					smp.done = time.Now()
 					smp.latency = smp.done.Sub(due)
@@ -150,4 +163,21 @@ func runOpenLoop(ctx context.Context, s schedule, workers int, limit time.Durati
 	t := summarize(s.due(s.warmup), samples)
 	t.Sent = int(sent.Load())
 	return t
+}
+
+// sleepUntil sleeps in the kernel until t. time.Sleep would not do: the Go runtime waits for timers in
+// epoll_wait, whose timeout is in whole milliseconds, so an idle generator wakes up to a millisecond late — as
+// much as the latencies it measures.
+func sleepUntil(t time.Time) {
+	d := time.Until(t)
+	if d <= 0 {
+		return
+	}
+	ts := syscall.NsecToTimespec(int64(d))
+	for {
+		// Interrupted by a signal, it leaves the remaining time in ts.
+		if err := syscall.Nanosleep(&ts, &ts); err != syscall.EINTR {
+			return
+		}
+	}
 }

@@ -32,12 +32,12 @@ func TestRunOpenLoopSendsEverySlotOnceAndMeasuresOnlyAfterWarmup(t *testing.T) {
 		mu   sync.Mutex
 		sent = map[int]int{}
 	)
-	tl := runOpenLoop(context.Background(), s, 8, 2*time.Hour, func(slot int) outcome {
+	tl := runOpenLoop(context.Background(), s, senders(8, func(slot int) outcome {
 		mu.Lock()
 		defer mu.Unlock()
 		sent[slot]++
 		return outcome(slot % 4)
-	})
+	}), 2*time.Hour)
 	if len(sent) != 300 {
 		t.Fatalf("%d distinct slots sent, want 300", len(sent))
 	}
@@ -49,17 +49,53 @@ func TestRunOpenLoopSendsEverySlotOnceAndMeasuresOnlyAfterWarmup(t *testing.T) {
 	if tl.Requests != 200 || tl.Sent != 300 || tl.WrongVerdicts != 50 || tl.StatusErrors != 50 || tl.TransportErrors != 50 {
 		t.Errorf("tally %+v; want 300 sent, 200 measured, 50 of each failure", tl)
 	}
-	// Transport failures have no answer, hence no latency.
+	// Transport failures have no answer, hence no latency; every measured request was sent an hour late.
 	if tl.Latency.Count != 150 || tl.Latency.P50 < time.Hour-3*time.Second {
 		t.Errorf("latencies %+v; want 150, counted from the due time", tl.Latency)
 	}
+	if tl.SendLag.Count != 200 || tl.SendLag.P50 < time.Hour-3*time.Second || tl.SendLag.Max > tl.Latency.Max {
+		t.Errorf("send lag %+v; want 200, an hour each, within the latency", tl.SendLag)
+	}
+}
+
+func TestRunOpenLoopSendsNoSlotEarly(t *testing.T) {
+	// 200 slots, 5 ms apart, to a sender that answers at once: the workers wait for each slot's due time.
+	start := time.Now().Add(50 * time.Millisecond)
+	s := newSchedule(start, 200, 0, time.Second)
+	var (
+		mu    sync.Mutex
+		early []int
+	)
+	tl := runOpenLoop(context.Background(), s, senders(2, func(slot int) outcome {
+		if time.Now().Before(s.due(slot)) {
+			mu.Lock()
+			early = append(early, slot)
+			mu.Unlock()
+		}
+		return verdictExpected
+	}), time.Minute)
+	if len(early) > 0 {
+		t.Errorf("slots %v sent before they were due", early)
+	}
+	if tl.SendLag.Count != 200 || tl.Latency.Count != 200 {
+		t.Errorf("send lag %+v, latency %+v; want 200 sends answered", tl.SendLag, tl.Latency)
+	}
+}
+
+// senders is n senders sharing send.
+func senders(n int, send func(slot int) outcome) []func(int) outcome {
+	s := make([]func(int) outcome, n)
+	for i := range s {
+		s[i] = send
+	}
+	return s
 }
 
 func TestRunOpenLoopStopsWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	s := newSchedule(time.Now(), 1, 0, time.Hour)
-	if tl := runOpenLoop(ctx, s, 4, time.Minute, func(int) outcome { return verdictExpected }); tl.Requests != 0 {
+	if tl := runOpenLoop(ctx, s, senders(4, func(int) outcome { return verdictExpected }), time.Minute); tl.Requests != 0 {
 		t.Fatalf("%d requests sent after cancellation", tl.Requests)
 	}
 }
@@ -67,10 +103,10 @@ func TestRunOpenLoopStopsWhenCancelled(t *testing.T) {
 func TestRunOpenLoopSkipsSlotsPastTheTimeout(t *testing.T) {
 	// Every slot is an hour overdue, far past the API server's timeout: none is worth sending.
 	s := newSchedule(time.Now().Add(-time.Hour), 100, 0, time.Second)
-	tl := runOpenLoop(context.Background(), s, 4, time.Minute, func(int) outcome {
+	tl := runOpenLoop(context.Background(), s, senders(4, func(int) outcome {
 		t.Error("a slot past the timeout was sent")
 		return verdictExpected
-	})
+	}), time.Minute)
 	if tl.Requests != 100 || tl.Sent != 0 || tl.TooLate != 100 || tl.Errors() != 100 || tl.Latency.Count != 0 || tl.AchievedRPS != 0 {
 		t.Fatalf("tally %+v; want 100 slots, all too late, none answered", tl)
 	}

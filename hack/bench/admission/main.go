@@ -69,6 +69,7 @@ type options struct {
 	concurrency int
 	cpuProfile  string
 	keep        bool
+	operatorEnv string
 }
 
 func main() {
@@ -82,6 +83,7 @@ func main() {
 	flag.IntVar(&o.concurrency, "concurrency", 4, "apiserver mode: requests in flight")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "handler mode: write a CPU profile of the operator over all rates to the file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (the operator's log) for inspection")
+	flag.StringVar(&o.operatorEnv, "operator-env", "", "extra operator environment, space-separated NAME=value (e.g. GOGC=200)")
 	flag.Parse()
 
 	var err error
@@ -152,7 +154,7 @@ func run(ctx context.Context, out io.Writer, o options) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, s.Stop()) }()
-	op, pprofAddr, err := startOperator(ctx, s, dir)
+	op, pprofAddr, err := startOperator(ctx, s, dir, strings.Fields(o.operatorEnv))
 	if err != nil {
 		return err
 	}
@@ -189,7 +191,7 @@ func run(ctx context.Context, out io.Writer, o options) (err error) {
 // role, its own webhook CA, every controller), serving the webhooks on the address the webhook configurations
 // call, and Go's profiling endpoints on pprofAddr; it returns once the server answers with a certificate the
 // configurations trust.
-func startOperator(ctx context.Context, s *testenv.APIServer, dir string) (op *testenv.OperatorProcess, pprofAddr string, err error) {
+func startOperator(ctx context.Context, s *testenv.APIServer, dir string, env []string) (op *testenv.OperatorProcess, pprofAddr string, err error) {
 	wh := s.Env.WebhookInstallOptions
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}
 	if err := s.Client.Create(ctx, ns); err != nil {
@@ -213,7 +215,7 @@ func startOperator(ctx context.Context, s *testenv.APIServer, dir string) (op *t
 		"--mutating-webhook-configuration=" + mutatingConfiguration,
 		"--webhook-extra-dns-names=" + testenv.WebhookHost,
 		"--pprof-bind-address=" + pprofAddr,
-	}, nil)
+	}, env)
 	return op, pprofAddr, err
 }
 
@@ -326,13 +328,18 @@ func measureHandler(ctx context.Context, out io.Writer, s *testenv.APIServer, op
 		return err
 	}
 	wh := s.Env.WebhookInstallOptions
-	url := "https://" + net.JoinHostPort(wh.LocalServingHost, strconv.Itoa(wh.LocalServingPort)) + webhooks.PodsPath
-	rc, err := newReviewClient(url, testenv.WebhookHost, caBundle, o.connections, deck)
+	rc, err := newReviewClient(net.JoinHostPort(wh.LocalServingHost, strconv.Itoa(wh.LocalServingPort)), testenv.WebhookHost, caBundle, deck)
 	if err != nil {
 		return err
 	}
 	if err := rc.check(); err != nil {
 		return err
+	}
+	senders := make([]func(int) outcome, o.connections)
+	for i := range senders {
+		conn := rc.newConn()
+		defer conn.close()
+		senders[i] = conn.send
 	}
 
 	allowed := 0
@@ -348,7 +355,8 @@ func measureHandler(ctx context.Context, out io.Writer, s *testenv.APIServer, op
 		"each review carries the pod as the API server passes it (defaulted, with managedFields), %.1f KiB.\n"+
 		"%s warm-up, then %s measured per rate. Percentiles are over answered requests; errors: late (no answer within the\n"+
 		"webhook's %s timeout of the scheduled time: the API server would have failed the admission; such slots are not sent),\n"+
-		"transport, non-200, wrong verdict. Achieved rps counts answered requests.\n",
+		"transport, non-200, wrong verdict. Achieved rps counts answered requests. Send lag: how late after its due time a\n"+
+		"request went out (every connection busy, or the generator woke late); it is part of the latency.\n",
 		100*allowed/len(deck), 100*(len(deck)-allowed)/len(deck), float64(deck[0].size())/1024, o.warmup, o.duration, webhookTimeout)
 	fmt.Fprintln(out, "CPU/req: CPU time per request sent, warm-up included, of the operator (server) and of the load generator.")
 	if o.cpuProfile != "" {
@@ -364,7 +372,7 @@ func measureHandler(ctx context.Context, out io.Writer, s *testenv.APIServer, op
 		}()
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "rate rps\tachieved rps\trequests\tp50 ms\tp90 ms\tp99 ms\tmax ms\tlate > %s\ttransport err\tnon-200\twrong verdict\tserver CPU/req µs\tgenerator CPU/req µs\t\n", webhookTimeout)
+	fmt.Fprintf(tw, "rate rps\tachieved rps\trequests\tp50 ms\tp90 ms\tp99 ms\tmax ms\tsend lag p50/p99 ms\tlate > %s\ttransport err\tnon-200\twrong verdict\tserver CPU/req µs\tgenerator CPU/req µs\t\n", webhookTimeout)
 	var atTarget *tally
 	for _, rate := range o.rates {
 		sched := newSchedule(time.Now(), rate, o.warmup, o.duration)
@@ -372,7 +380,7 @@ func measureHandler(ctx context.Context, out io.Writer, s *testenv.APIServer, op
 		if err != nil {
 			return err
 		}
-		t := runOpenLoop(ctx, sched, o.connections, webhookTimeout, rc.send)
+		t := runOpenLoop(ctx, sched, senders, webhookTimeout)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -381,9 +389,9 @@ func measureHandler(ctx context.Context, out io.Writer, s *testenv.APIServer, op
 			return err
 		}
 		perReq := func(d time.Duration) int64 { return d.Microseconds() / int64(max(t.Sent, 1)) }
-		fmt.Fprintf(tw, "%d\t%.0f\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", rate, t.AchievedRPS, t.Requests,
+		fmt.Fprintf(tw, "%d\t%.0f\t%d\t%s\t%s\t%s\t%s\t%s / %s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", rate, t.AchievedRPS, t.Requests,
 			report.Ms(t.Latency.P50), report.Ms(t.Latency.P90), report.Ms(t.Latency.P99), report.Ms(t.Latency.Max),
-			t.TooLate, t.TransportErrors, t.StatusErrors, t.WrongVerdicts,
+			report.Ms(t.SendLag.P50), report.Ms(t.SendLag.P99), t.TooLate, t.TransportErrors, t.StatusErrors, t.WrongVerdicts,
 			perReq(after.server.CPU-before.server.CPU), perReq(after.generator.CPU-before.generator.CPU))
 		if rate == targetRate {
 			atTarget = &t
