@@ -237,8 +237,9 @@ func (h *PodHandler) policyFor(ctx context.Context, namespace string) (namespace
 		pol.mode = ModeEnforce
 		pol.warnings = append(pol.warnings, fmt.Sprintf("namespace %q: label %s=%q is not enforce, warn or audit; enforcing", namespace, PodSecurityLabel, value))
 	}
+	// Only read, so the cache's objects need no copy: a review then allocates nothing per PackNowApp.
 	var apps packnowv1alpha1.PackNowAppList
-	if err := h.Reader.List(ctx, &apps, client.InNamespace(namespace)); err != nil {
+	if err := h.Reader.List(ctx, &apps, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return namespacePolicy{}, false, fmt.Errorf("listing PackNowApps in %q: %w", namespace, err)
 	}
 	for _, app := range apps.Items {
