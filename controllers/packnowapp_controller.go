@@ -69,6 +69,8 @@ type PackNowAppReconciler struct {
 
 	// edge tracks the edge provider kinds the cluster serves; set up by SetupWithManager.
 	edge *edgeWatches
+	// verified spares converged children the extraction of the operator's fields; set up by SetupWithManager.
+	verified *verifiedApplies
 }
 
 // CacheOptions narrow the manager's cache to the objects the operator generated, so that its memory does not
@@ -106,6 +108,7 @@ func (r *PackNowAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.MaxConcurrentReconciles == 0 {
 		r.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
 	}
+	r.verified = newVerifiedApplies()
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&packnowv1alpha1.PackNowApp{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(appOfSecret)).
