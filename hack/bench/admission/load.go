@@ -54,9 +54,8 @@ type sample struct {
 	// latency from the due time to the answer, and when the answer came; set when answered.
 	latency time.Duration
 	done    time.Time
-	// lag from the due time to the send, set when sent: the generator's own lateness, part of latency.
-	lag  time.Duration
-	sent bool
+	// lag from the due time to the send (or to giving up, when tooLate): the generator's own lateness.
+	lag time.Duration
 }
 
 // tally sums up the measured slots of a run.
@@ -84,7 +83,7 @@ func summarize(windowStart time.Time, samples []sample) tally {
 	var latencies, lags []time.Duration
 	last := windowStart
 	for _, s := range samples {
-		if s.sent {
+		if s.outcome != tooLate {
 			lags = append(lags, s.lag)
 		}
 		switch s.outcome {
@@ -141,7 +140,6 @@ func runOpenLoop(ctx context.Context, s schedule, senders []func(slot int) outco
 					smp.outcome = tooLate
 				} else {
 					sent.Add(1)
-					smp.sent = true
 					smp.outcome = send(i)
 					smp.done = time.Now()
 					smp.latency = smp.done.Sub(due)
