@@ -142,9 +142,10 @@ func main() {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
+	reconciler := &controllers.PackNowAppReconciler{DefaultImage: apiImage, MaxConcurrentReconciles: maxReconciles}
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                  newScheme(),
-		Cache:                   controllers.CacheOptions(),
+		Cache:                   reconciler.CacheOptions(),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  probeAddr,
 		PprofBindAddress:        pprofAddr,
@@ -167,7 +168,6 @@ func main() {
 	log.Info("PackNow operator", "version", version)
 	log.Info("default PackNow API image", "image", apiImage)
 
-	reconciler := &controllers.PackNowAppReconciler{DefaultImage: apiImage, MaxConcurrentReconciles: maxReconciles}
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		log.Error(err, "unable to set up the PackNowApp controller")
 		os.Exit(1)

@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -12,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/lru"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -47,19 +47,11 @@ func applyIfChanged[O client.Object, AC applyConfiguration](ctx context.Context,
 	}
 	sum := sha256.Sum256(want)
 	if found {
-		if r.verified.holds(live, sum) {
-			return false, nil
-		}
-		applied, err := extract(live, FieldManager)
+		same, err := holdsDesired(ctx, r, live, sum, extract)
 		if err != nil {
 			return false, fmt.Errorf("read the fields %s applied to %s: %w", FieldManager, *desired.GetName(), err)
 		}
-		have, err := json.Marshal(applied)
-		if err != nil {
-			return false, err
-		}
-		if bytes.Equal(have, want) {
-			r.verified.remember(live.GetUID(), live.GetResourceVersion(), sum)
+		if same {
 			return false, nil
 		}
 	}
@@ -78,7 +70,7 @@ func applyIfChanged[O client.Object, AC applyConfiguration](ctx context.Context,
 		return false, fmt.Errorf("apply %s %s: %w", kind, *desired.GetName(), err)
 	}
 	// The apply answered with the object as written: the operator's fields in that version are desired.
-	if err := r.verified.rememberApplied(desired, sum); err != nil {
+	if err := r.applied.recordAnswer(desired, sum); err != nil {
 		return false, err
 	}
 	reason, note := changeEvent(app, found)
@@ -86,49 +78,94 @@ func applyIfChanged[O client.Object, AC applyConfiguration](ctx context.Context,
 	return true, nil
 }
 
-// verifiedApplies remembers, per child, the version in which the operator's fields were found (or written) to
-// be exactly a desired configuration. Extracting those fields from managedFields is by far the largest cost of
-// a reconcile that changes nothing (~75 KB of garbage per child), and a version of an object never changes: a
-// child whose resourceVersion and desired configuration are both unchanged needs no second look. Anyone
-// else's write gives the child a new resourceVersion, so a repair is never skipped.
-type verifiedApplies struct {
-	versions *lru.Cache // child UID → verifiedVersion
-}
-
-type verifiedVersion struct {
-	resourceVersion string
-	desired         [sha256.Size]byte
-}
-
-// verifiedAppliesSize bounds the memory (about 150 bytes an entry) for operators with many apps; a child
-// that fell out is extracted again on its next reconcile.
-const verifiedAppliesSize = 1 << 16
-
-func newVerifiedApplies() *verifiedApplies {
-	return &verifiedApplies{versions: lru.New(verifiedAppliesSize)}
-}
-
-// holds tells whether live is a version already verified to hold the desired configuration with that sum.
-// A nil verifiedApplies remembers nothing.
-func (v *verifiedApplies) holds(live metav1.Object, desired [sha256.Size]byte) bool {
-	if v == nil || live.GetUID() == "" {
-		return false
+// holdsDesired tells whether the operator's fields in live are exactly the desired ones, whose JSON has that
+// sum. The cache keeps the sum of those fields for each version it holds instead of the version's
+// managedFields; a version without a known sum is extracted from its managedFields, read from the API server
+// when live has none.
+func holdsDesired[O client.Object, AC applyConfiguration](ctx context.Context, r *PackNowAppReconciler,
+	live O, desired [sha256.Size]byte, extract func(O, string) (AC, error),
+) (bool, error) {
+	if got, known := r.applied.sumOf(live); known {
+		return got == desired, nil
 	}
-	got, ok := v.versions.Get(live.GetUID())
-	return ok && got.(verifiedVersion) == verifiedVersion{resourceVersion: live.GetResourceVersion(), desired: desired}
+	withFields := live
+	if len(live.GetManagedFields()) == 0 {
+		withFields = live.DeepCopyObject().(O)
+		err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(live), withFields)
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	got, err := appliedSum(withFields, extract)
+	if err != nil {
+		return false, err
+	}
+	r.applied.record(withFields.GetUID(), withFields.GetResourceVersion(), got)
+	return got == desired, nil
 }
 
-func (v *verifiedApplies) remember(uid types.UID, resourceVersion string, desired [sha256.Size]byte) {
-	if v == nil || uid == "" || resourceVersion == "" {
+// appliedSum is the sha256 of the JSON of the fields the operator's field manager applied to obj.
+func appliedSum[O client.Object, AC any](obj O, extract func(O, string) (AC, error)) ([sha256.Size]byte, error) {
+	applied, err := extract(obj, FieldManager)
+	if err != nil {
+		return [sha256.Size]byte{}, err
+	}
+	raw, err := json.Marshal(applied)
+	if err != nil {
+		return [sha256.Size]byte{}, err
+	}
+	return sha256.Sum256(raw), nil
+}
+
+// appliedSums remembers, per child, the sum of the fields the operator applied in one version of it. A version
+// of an object never changes, so the sum stands in for its managedFields: those are about a third of what the
+// cache would otherwise hold, and extracting the operator's fields from them is by far the largest cost of a
+// reconcile that changes nothing (~75 KB of garbage per child). Anyone else's write gives the child a new
+// resourceVersion, whose sum is taken anew, so a repair is never skipped.
+type appliedSums struct {
+	versions *lru.Cache // child UID → appliedVersion
+}
+
+type appliedVersion struct {
+	resourceVersion string
+	sum             [sha256.Size]byte
+}
+
+// appliedSumsSize bounds the memory (about 250 bytes an entry) for operators with many apps; the sum of a
+// child that fell out is taken again from the API server on its next reconcile.
+const appliedSumsSize = 1 << 16
+
+func newAppliedSums() *appliedSums {
+	return &appliedSums{versions: lru.New(appliedSumsSize)}
+}
+
+// sumOf is the sum remembered for live's version; known is false when there is none. A nil appliedSums
+// remembers nothing.
+func (a *appliedSums) sumOf(live metav1.Object) (sum [sha256.Size]byte, known bool) {
+	if a == nil || live.GetUID() == "" {
+		return sum, false
+	}
+	got, ok := a.versions.Get(live.GetUID())
+	if !ok || got.(appliedVersion).resourceVersion != live.GetResourceVersion() {
+		return sum, false
+	}
+	return got.(appliedVersion).sum, true
+}
+
+func (a *appliedSums) record(uid types.UID, resourceVersion string, sum [sha256.Size]byte) {
+	if a == nil || uid == "" || resourceVersion == "" {
 		return
 	}
-	v.versions.Add(uid, verifiedVersion{resourceVersion: resourceVersion, desired: desired})
+	a.versions.Add(uid, appliedVersion{resourceVersion: resourceVersion, sum: sum})
 }
 
-// rememberApplied records the version an apply wrote; the client decodes the API server's answer into the
-// apply configuration, which has no typed accessor for its uid and resourceVersion.
-func (v *verifiedApplies) rememberApplied(answer runtime.ApplyConfiguration, desired [sha256.Size]byte) error {
-	if v == nil {
+// recordAnswer records the version an apply wrote; the client decodes the API server's answer into the apply
+// configuration, which has no typed accessor for its uid and resourceVersion.
+func (a *appliedSums) recordAnswer(answer runtime.ApplyConfiguration, sum [sha256.Size]byte) error {
+	if a == nil {
 		return nil
 	}
 	raw, err := json.Marshal(answer)
@@ -144,8 +181,28 @@ func (v *verifiedApplies) rememberApplied(answer runtime.ApplyConfiguration, des
 	if err := json.Unmarshal(raw, &written); err != nil {
 		return err
 	}
-	v.remember(written.Metadata.UID, written.Metadata.ResourceVersion, desired)
+	a.record(written.Metadata.UID, written.Metadata.ResourceVersion, sum)
 	return nil
+}
+
+// sumAndStripManagedFields is the cache transform of a child kind: it records the sum of the operator's fields
+// in each version the informer receives, unless an apply's answer already did, and drops the managedFields. A
+// version whose fields cannot be extracted is stored without a sum, so that the reconcile reads it again and
+// reports the error.
+func sumAndStripManagedFields[O client.Object, AC any](a *appliedSums, extract func(O, string) (AC, error)) toolscache.TransformFunc {
+	return func(in any) (any, error) {
+		obj, ok := in.(O)
+		if !ok || len(obj.GetManagedFields()) == 0 {
+			return in, nil
+		}
+		if _, known := a.sumOf(obj); !known {
+			if sum, err := appliedSum(obj, extract); err == nil {
+				a.record(obj.GetUID(), obj.GetResourceVersion(), sum)
+			}
+		}
+		obj.SetManagedFields(nil)
+		return obj, nil
+	}
 }
 
 // changeEvent tells a first creation and a spec change from a repair: a child that differs while the spec is

@@ -356,9 +356,10 @@ func TestMissingProviderWaitsWithoutLooping(t *testing.T) {
 			},
 		}), err
 	}
+	reconciler := &controllers.PackNowAppReconciler{DefaultImage: testImage}
 	mgr, err := ctrl.NewManager(srv.Config, ctrl.Options{
 		Scheme:                 testenv.Scheme(),
-		Cache:                  controllers.CacheOptions(),
+		Cache:                  reconciler.CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		NewClient:              count,
@@ -368,7 +369,7 @@ func TestMissingProviderWaitsWithoutLooping(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := (&controllers.PackNowAppReconciler{DefaultImage: testImage}).SetupWithManager(mgr); err != nil {
+	if err := reconciler.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -20,6 +20,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
@@ -69,23 +70,36 @@ type PackNowAppReconciler struct {
 
 	// edge tracks the edge provider kinds the cluster serves; set up by SetupWithManager.
 	edge *edgeWatches
-	// verified spares converged children the extraction of the operator's fields; set up by SetupWithManager.
-	verified *verifiedApplies
+	// applied holds the sum of the operator's fields per child version; set up by CacheOptions or
+	// SetupWithManager.
+	applied *appliedSums
 }
 
-// CacheOptions narrow the manager's cache to the objects the operator generated, so that its memory does not
-// grow with the cluster's unrelated Secrets, Deployments and Services.
-func CacheOptions() cache.Options {
-	managed := cache.ByObject{Label: k8slabels.SelectorFromSet(k8slabels.Set{LabelManagedBy: ManagedByValue})}
+// CacheOptions are the options of the manager's cache that the reconciler needs. They narrow it to the objects
+// the operator generated, so that its memory does not grow with the cluster's unrelated Secrets, Deployments
+// and Services, and keep the sum of the operator's fields of each child version in place of its managedFields.
+// A reconciler set up on a cache without them reads those fields from the cached managedFields instead.
+func (r *PackNowAppReconciler) CacheOptions() cache.Options {
+	if r.applied == nil {
+		r.applied = newAppliedSums()
+	}
+	managed := k8slabels.SelectorFromSet(k8slabels.Set{LabelManagedBy: ManagedByValue})
+	child := func(transform toolscache.TransformFunc) cache.ByObject {
+		return cache.ByObject{Label: managed, Transform: transform}
+	}
+	a := r.applied
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.Secret{}:                managed,
-		&corev1.Service{}:               managed,
-		&corev1.ServiceAccount{}:        managed,
-		&appsv1.Deployment{}:            managed,
-		&policyv1.PodDisruptionBudget{}: managed,
-		&networkingv1.NetworkPolicy{}:   managed,
-		&networkingv1.Ingress{}:         managed,
-		&corev1.ConfigMap{}:             managed,
+		// The operator writes only the status of PackNowApps, with an update, which leaves managedFields it
+		// does not send as they are.
+		&packnowv1alpha1.PackNowApp{}:   {Transform: cache.TransformStripManagedFields()},
+		&corev1.Secret{}:                child(sumAndStripManagedFields(a, corev1ac.ExtractSecret)),
+		&corev1.Service{}:               child(sumAndStripManagedFields(a, corev1ac.ExtractService)),
+		&corev1.ServiceAccount{}:        child(sumAndStripManagedFields(a, corev1ac.ExtractServiceAccount)),
+		&appsv1.Deployment{}:            child(sumAndStripManagedFields(a, appsv1ac.ExtractDeployment)),
+		&policyv1.PodDisruptionBudget{}: child(sumAndStripManagedFields(a, policyv1ac.ExtractPodDisruptionBudget)),
+		&networkingv1.NetworkPolicy{}:   child(sumAndStripManagedFields(a, networkingv1ac.ExtractNetworkPolicy)),
+		&networkingv1.Ingress{}:         child(sumAndStripManagedFields(a, networkingv1ac.ExtractIngress)),
+		&corev1.ConfigMap{}:             child(sumAndStripManagedFields(a, corev1ac.ExtractConfigMap)),
 	}}
 }
 
@@ -108,7 +122,9 @@ func (r *PackNowAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.MaxConcurrentReconciles == 0 {
 		r.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
 	}
-	r.verified = newVerifiedApplies()
+	if r.applied == nil {
+		r.applied = newAppliedSums()
+	}
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&packnowv1alpha1.PackNowApp{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(appOfSecret)).

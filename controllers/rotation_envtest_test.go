@@ -38,13 +38,13 @@ const testManagerLabel = "test.packnow.io/manager"
 
 const day = 24 * time.Hour
 
-// appsWithout is the operator's cache, without the PackNowApps labelled label.
-func appsWithout(label string) cache.Options {
+// appsWithout is the reconciler's cache, without the PackNowApps labelled label.
+func appsWithout(r *controllers.PackNowAppReconciler, label string) cache.Options {
 	req, err := k8slabels.NewRequirement(label, selection.DoesNotExist, nil)
 	if err != nil {
 		panic(err)
 	}
-	opts := controllers.CacheOptions()
+	opts := r.CacheOptions()
 	opts.ByObject[&packnowv1alpha1.PackNowApp{}] = cache.ByObject{Label: k8slabels.NewSelector().Add(*req)}
 	return opts
 }
@@ -103,7 +103,8 @@ func (s *suite) rotation(t *testing.T, prefix string, change func(*packnowv1alph
 // server holds.
 func (r *rotation) start() {
 	r.t.Helper()
-	opts := controllers.CacheOptions()
+	reconciler := &controllers.PackNowAppReconciler{DefaultImage: testImage, Clock: r.clock}
+	opts := reconciler.CacheOptions()
 	opts.ByObject[&packnowv1alpha1.PackNowApp{}] = cache.ByObject{
 		Label: k8slabels.SelectorFromSet(k8slabels.Set{testManagerLabel: r.ns}),
 	}
@@ -120,7 +121,7 @@ func (r *rotation) start() {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	if err := (&controllers.PackNowAppReconciler{DefaultImage: testImage, Clock: r.clock}).SetupWithManager(mgr); err != nil {
+	if err := reconciler.SetupWithManager(mgr); err != nil {
 		r.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

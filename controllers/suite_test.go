@@ -111,9 +111,10 @@ func startOperator(srv *testenv.APIServer) (*suite, error) {
 		return nil, err
 	}
 	s.operator = operator
+	reconciler := &controllers.PackNowAppReconciler{DefaultImage: testImage}
 	mgr, err := ctrl.NewManager(operator, ctrl.Options{
 		Scheme:                 testenv.Scheme(),
-		Cache:                  appsWithout(testManagerLabel),
+		Cache:                  appsWithout(reconciler, testManagerLabel),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		NewClient:              s.countingClient,
@@ -123,7 +124,7 @@ func startOperator(srv *testenv.APIServer) (*suite, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := (&controllers.PackNowAppReconciler{DefaultImage: testImage}).SetupWithManager(mgr); err != nil {
+	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	s.cache = mgr.GetCache()
