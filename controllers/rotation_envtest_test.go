@@ -44,9 +44,21 @@ func appsWithout(r *controllers.PackNowAppReconciler, label string) cache.Option
 	if err != nil {
 		panic(err)
 	}
+	return cacheOfApps(r, k8slabels.NewSelector().Add(*req))
+}
+
+// cacheOfApps is the reconciler's cache, holding only the PackNowApps that apps selects.
+func cacheOfApps(r *controllers.PackNowAppReconciler, apps k8slabels.Selector) cache.Options {
 	opts := r.CacheOptions()
-	opts.ByObject[&packnowv1alpha1.PackNowApp{}] = cache.ByObject{Label: k8slabels.NewSelector().Add(*req)}
-	return opts
+	// ByObject is keyed by pointers: the entry of PackNowApps has to be found by its type.
+	for obj, by := range opts.ByObject {
+		if _, isApp := obj.(*packnowv1alpha1.PackNowApp); isApp {
+			by.Label = apps
+			opts.ByObject[obj] = by
+			return opts
+		}
+	}
+	panic("the reconciler's cache options have no entry for PackNowApps")
 }
 
 // rotation is one app reconciled by a manager of its own whose clock the test moves.
@@ -104,10 +116,7 @@ func (s *suite) rotation(t *testing.T, prefix string, change func(*packnowv1alph
 func (r *rotation) start() {
 	r.t.Helper()
 	reconciler := &controllers.PackNowAppReconciler{DefaultImage: testImage, Clock: r.clock}
-	opts := reconciler.CacheOptions()
-	opts.ByObject[&packnowv1alpha1.PackNowApp{}] = cache.ByObject{
-		Label: k8slabels.SelectorFromSet(k8slabels.Set{testManagerLabel: r.ns}),
-	}
+	opts := cacheOfApps(reconciler, k8slabels.SelectorFromSet(k8slabels.Set{testManagerLabel: r.ns}))
 	opts.DefaultNamespaces = map[string]cache.Config{r.ns: {}}
 	mgr, err := ctrl.NewManager(r.operator, ctrl.Options{
 		Scheme:                 testenv.Scheme(),
