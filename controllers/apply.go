@@ -74,7 +74,7 @@ func applyIfChanged[O client.Object, AC applyConfiguration](ctx context.Context,
 		return false, err
 	}
 	reason, note := changeEvent(app, found)
-	r.Recorder.Eventf(app, live, corev1.EventTypeNormal, reason, "Apply", "%s %s %s", note, kind, *desired.GetName())
+	r.tellChange(ctx, app, childChange{reason: reason, note: note, kind: kind, name: *desired.GetName(), related: live})
 	return true, nil
 }
 
@@ -205,6 +205,9 @@ func sumAndStripManagedFields[O client.Object, AC any](a *appliedSums, extract f
 	}
 }
 
+// reasonCreated is the event reason of children created.
+const reasonCreated = "Created"
+
 // changeEvent tells a first creation and a spec change from a repair: a child that differs while the spec is
 // unchanged since the last reconcile was edited or deleted by someone else.
 func changeEvent(app *packnowv1alpha1.PackNowApp, found bool) (reason, note string) {
@@ -216,7 +219,7 @@ func changeEvent(app *packnowv1alpha1.PackNowApp, found bool) (reason, note stri
 	case found:
 		return "Updated", "updated"
 	default:
-		return "Created", "created"
+		return reasonCreated, "created"
 	}
 }
 

@@ -137,7 +137,18 @@ func TestCreateProvisionsTheLockedDownAPI(t *testing.T) {
 			t.Errorf("%s = %+v, want %s at generation %d", condType, c, want, ready.Generation)
 		}
 	}
-	s.waitEvent(t, ns, app.Name, corev1.EventTypeNormal, "Created")
+	// The creation is one event naming every child, not one event per child.
+	note := s.waitEvent(t, ns, app.Name, corev1.EventTypeNormal, "Created")
+	for _, child := range []string{"Secret demo-secret-key", "Secret demo-postgres", "Secret demo-redis",
+		"ServiceAccount demo-api", "Service demo-api", "NetworkPolicy demo-api", "PodDisruptionBudget demo-api",
+		"Deployment demo-api"} {
+		if !strings.Contains(note, child) {
+			t.Errorf("the Created event %q does not name %s", note, child)
+		}
+	}
+	if n := s.countEvents(t, ns, app.Name, "Created"); n != 1 {
+		t.Errorf("%d Created events about the app, want 1", n)
+	}
 }
 
 func TestSteadyStateMakesNoWrites(t *testing.T) {

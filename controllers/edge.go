@@ -441,7 +441,7 @@ func (r *PackNowAppReconciler) applyUnstructured(ctx context.Context, app *packn
 		return fmt.Errorf("apply Middleware %s: %w", desired.GetName(), err)
 	}
 	reason, note := changeEvent(app, found)
-	r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, reason, "Apply", "%s Middleware %s", note, desired.GetName())
+	r.tellChange(ctx, app, childChange{reason: reason, note: note, kind: "Middleware", name: desired.GetName()})
 	return nil
 }
 

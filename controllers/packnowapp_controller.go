@@ -179,7 +179,9 @@ func (r *PackNowAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, nil
 	}
 
+	ctx, changes := withChangeLog(ctx)
 	obs, err := r.reconcileChildren(ctx, app)
+	r.tellChanges(app, changes)
 	if apierrors.IsConflict(err) {
 		// A conditional write raced another client's: nothing is wrong with the app, so the status stays as it
 		// is, and the retry, with the controller's backoff, starts from the newer object.

@@ -345,6 +345,22 @@ func (s *suite) waitCondition(t *testing.T, namespace, name, condType string, wa
 	return app
 }
 
+// countEvents is the number of events with that reason about the PackNowApp.
+func (s *suite) countEvents(t *testing.T, namespace, app, reason string) int {
+	t.Helper()
+	list := &eventsv1.EventList{}
+	if err := s.k8s.List(context.Background(), list, client.InNamespace(namespace)); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range list.Items {
+		if e.Regarding.Name == app && e.Regarding.Kind == "PackNowApp" && e.Reason == reason {
+			n++
+		}
+	}
+	return n
+}
+
 // waitEvent waits for an event about the app with the type and reason, and returns its note.
 func (s *suite) waitEvent(t *testing.T, namespace, app, eventType, reason string) string {
 	t.Helper()
