@@ -216,5 +216,5 @@ bench-app: test-deps ## Benchmark packnow-api with real PostgreSQL and Redis: or
 BENCH_RECONCILE_FLAGS ?=
 
 .PHONY: bench-reconcile
-bench-reconcile: envtest ## 1,000 PackNowApps at once on envtest against the operator binary, then 5 min of steady state (~9 min).
+bench-reconcile: envtest ## 1,000 PackNowApps at once on envtest against the operator binary, then 5 min of steady state (~7 min).
 	go run ./hack/bench/reconcile $(BENCH_RECONCILE_FLAGS)
