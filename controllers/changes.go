@@ -49,30 +49,21 @@ func (r *PackNowAppReconciler) tellChange(ctx context.Context, app *packnowv1alp
 // events that differ only in their note into one series, so two lists of children told at different times
 // about the same app would show as the first one.
 func (r *PackNowAppReconciler) tellChanges(app *packnowv1alpha1.PackNowApp, l *changeLog) {
-	if app.Status.ObservedGeneration != 0 || len(l.changes) < 2 {
-		for _, c := range l.changes {
-			r.tellOne(app, c)
-		}
-		return
-	}
-	var created, other []childChange
+	var created []childChange
 	for _, c := range l.changes {
-		if c.reason == reasonCreated {
+		if app.Status.ObservedGeneration == 0 && c.reason == reasonCreated {
 			created = append(created, c)
-		} else {
-			other = append(other, c)
+			continue
 		}
-	}
-	for _, c := range other {
 		r.tellOne(app, c)
 	}
-	if len(created) < 2 {
-		for _, c := range created {
-			r.tellOne(app, c)
-		}
-		return
+	switch len(created) {
+	case 0:
+	case 1:
+		r.tellOne(app, created[0])
+	default:
+		r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, reasonCreated, "Apply", "%s", createdNote(created))
 	}
-	r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, reasonCreated, "Apply", "%s", createdNote(created))
 }
 
 func (r *PackNowAppReconciler) tellOne(app *packnowv1alpha1.PackNowApp, c childChange) {
