@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/lru"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -70,10 +71,14 @@ func applyIfChanged[O client.Object, AC applyConfiguration](ctx context.Context,
 		return false, fmt.Errorf("apply %s %s: %w", kind, *desired.GetName(), err)
 	}
 	// The apply answered with the object as written: the operator's fields in that version are desired.
-	if err := r.applied.recordAnswer(desired, sum); err != nil {
+	prior, err := r.applied.recordAnswer(desired, sum)
+	if err != nil {
 		return false, err
 	}
-	reason, note := changeEvent(app, found)
+	if prior == heldDesired {
+		return false, nil
+	}
+	reason, note := changeEvent(app, found || prior == heldOther)
 	r.tellChange(ctx, app, childChange{reason: reason, note: note, kind: kind, name: *desired.GetName(), related: live})
 	return true, nil
 }
@@ -132,6 +137,8 @@ type appliedSums struct {
 type appliedVersion struct {
 	resourceVersion string
 	sum             [sha256.Size]byte
+	// written: the version is the answer to the operator's own apply, not one the watch delivered.
+	written bool
 }
 
 // appliedSumsSize bounds the memory (about 250 bytes an entry) for operators with many apps; the sum of a
@@ -162,27 +169,62 @@ func (a *appliedSums) record(uid types.UID, resourceVersion string, sum [sha256.
 	a.versions.Add(uid, appliedVersion{resourceVersion: resourceVersion, sum: sum})
 }
 
-// recordAnswer records the version an apply wrote; the client decodes the API server's answer into the apply
-// configuration, which has no typed accessor for its uid and resourceVersion.
-func (a *appliedSums) recordAnswer(answer runtime.ApplyConfiguration, sum [sha256.Size]byte) error {
+// priorVersion is what the operator knew of a child before one of its applies.
+type priorVersion int
+
+const (
+	// unknownBefore: the apply created the child, or the operator cannot tell what it held before.
+	unknownBefore priorVersion = iota
+	// heldDesired: the child already held the desired fields, and the apply changed none of them. A reconcile
+	// whose cache runs behind misses a child an earlier reconcile applied, and applies it again.
+	heldDesired
+	// heldOther: the child existed with other fields of the operator's.
+	heldOther
+)
+
+// recordWritten records the version an apply answered with, and tells what the child held before. The version
+// the operator last knew held the desired fields if it is the very version an earlier apply answered with (this
+// apply wrote nothing), or an older one. The same version delivered by the watch is this apply's own write,
+// which the watch can deliver before the answer arrives.
+func (a *appliedSums) recordWritten(uid types.UID, resourceVersion string, sum [sha256.Size]byte) priorVersion {
+	if a == nil || uid == "" || resourceVersion == "" {
+		return unknownBefore
+	}
+	prior := unknownBefore
+	if before, ok := a.versions.Get(uid); ok {
+		before := before.(appliedVersion)
+		older, err := resourceversion.CompareResourceVersion(before.resourceVersion, resourceVersion)
+		switch {
+		case before.sum != sum:
+			prior = heldOther
+		case before.written && before.resourceVersion == resourceVersion, err == nil && older < 0:
+			prior = heldDesired
+		}
+	}
+	a.versions.Add(uid, appliedVersion{resourceVersion: resourceVersion, sum: sum, written: true})
+	return prior
+}
+
+// recordAnswer is recordWritten for the answer to a typed apply. The client decodes the API server's answer
+// into the apply configuration, which has no typed accessor for its uid and resourceVersion.
+func (a *appliedSums) recordAnswer(answer runtime.ApplyConfiguration, sum [sha256.Size]byte) (priorVersion, error) {
 	if a == nil {
-		return nil
+		return unknownBefore, nil
 	}
 	raw, err := json.Marshal(answer)
 	if err != nil {
-		return err
+		return unknownBefore, err
 	}
-	var written struct {
+	var answered struct {
 		Metadata struct {
 			UID             types.UID `json:"uid"`
 			ResourceVersion string    `json:"resourceVersion"`
 		} `json:"metadata"`
 	}
-	if err := json.Unmarshal(raw, &written); err != nil {
-		return err
+	if err := json.Unmarshal(raw, &answered); err != nil {
+		return unknownBefore, err
 	}
-	a.record(written.Metadata.UID, written.Metadata.ResourceVersion, sum)
-	return nil
+	return a.recordWritten(answered.Metadata.UID, answered.Metadata.ResourceVersion, sum), nil
 }
 
 // sumAndStripManagedFields is the cache transform of a child kind: it records the sum of the operator's fields

@@ -47,17 +47,48 @@ func TestAppliedSumsRecordTheVersionAnApplyWrote(t *testing.T) {
 	a := newAppliedSums()
 	sum := sha256.Sum256([]byte("desired"))
 	answer := corev1ac.Service("web", "shop").WithUID("u1").WithResourceVersion("42")
-	if err := a.recordAnswer(answer, sum); err != nil {
-		t.Fatal(err)
+	if prior, err := a.recordAnswer(answer, sum); err != nil || prior != unknownBefore {
+		t.Fatalf("a first apply: prior %v, error %v", prior, err)
 	}
 	if got, known := a.sumOf(&corev1.Service{ObjectMeta: metav1.ObjectMeta{UID: "u1", ResourceVersion: "42"}}); !known || got != sum {
 		t.Error("the version the apply wrote was not recorded")
 	}
-	if err := a.recordAnswer(corev1ac.Service("db", "shop"), sum); err != nil {
+	if _, err := a.recordAnswer(corev1ac.Service("db", "shop"), sum); err != nil {
 		t.Fatal(err)
 	}
 	if a.versions.Len() != 1 {
 		t.Errorf("an answer without uid and resourceVersion was recorded: %d entries", a.versions.Len())
+	}
+}
+
+// What an apply's answer says about the child before it: only a child known to hold the desired fields
+// already makes the apply a non-event.
+func TestAppliedSumsTellWhatTheChildHeldBeforeAnApply(t *testing.T) {
+	desired, other := sha256.Sum256([]byte("desired")), sha256.Sum256([]byte("other"))
+	for _, tc := range []struct {
+		name  string
+		known func(a *appliedSums)
+		want  priorVersion
+	}{
+		{"never seen: a creation", func(*appliedSums) {}, unknownBefore},
+		{"an earlier apply answered with this very version: this one wrote nothing",
+			func(a *appliedSums) { a.recordWritten("u1", "42", desired) }, heldDesired},
+		{"an older version held the desired fields",
+			func(a *appliedSums) { a.record("u1", "40", desired) }, heldDesired},
+		{"the watch delivered this apply's own write before its answer",
+			func(a *appliedSums) { a.record("u1", "42", desired) }, unknownBefore},
+		{"the child held other fields", func(a *appliedSums) { a.record("u1", "40", other) }, heldOther},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAppliedSums()
+			tc.known(a)
+			if got := a.recordWritten("u1", "42", desired); got != tc.want {
+				t.Errorf("prior %v, want %v", got, tc.want)
+			}
+			if got, known := a.sumOf(&corev1.Service{ObjectMeta: metav1.ObjectMeta{UID: "u1", ResourceVersion: "42"}}); !known || got != desired {
+				t.Error("the answer's version was not recorded")
+			}
+		})
 	}
 }
 

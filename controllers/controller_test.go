@@ -146,8 +146,8 @@ func TestCreateProvisionsTheLockedDownAPI(t *testing.T) {
 			t.Errorf("the Created event %q does not name %s", note, child)
 		}
 	}
-	if n := s.countEvents(t, ns, app.Name, "Created"); n != 1 {
-		t.Errorf("%d Created events about the app, want 1", n)
+	if notes := s.eventNotes(t, ns, app.Name, "Created"); len(notes) != 1 {
+		t.Errorf("%d Created events about the app, want 1: %q", len(notes), notes)
 	}
 }
 

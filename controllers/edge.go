@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -435,12 +436,21 @@ func (r *PackNowAppReconciler) applyUnstructured(ctx context.Context, app *packn
 			return err
 		}
 	}
+	want, err := json.Marshal(desired)
+	if err != nil {
+		return err
+	}
 	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(desired), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, ReasonApplyFailed, "Apply",
 			"could not apply Middleware %s: %v", desired.GetName(), err)
 		return fmt.Errorf("apply Middleware %s: %w", desired.GetName(), err)
 	}
-	reason, note := changeEvent(app, found)
+	// The client decodes the answer into desired.
+	prior := r.applied.recordWritten(desired.GetUID(), desired.GetResourceVersion(), sha256.Sum256(want))
+	if prior == heldDesired {
+		return nil
+	}
+	reason, note := changeEvent(app, found || prior == heldOther)
 	r.tellChange(ctx, app, childChange{reason: reason, note: note, kind: "Middleware", name: desired.GetName()})
 	return nil
 }

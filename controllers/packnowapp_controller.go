@@ -281,10 +281,15 @@ func (r *PackNowAppReconciler) reconcileDeployment(ctx context.Context, app *pac
 		return nil
 	}
 	desired := desiredDeployment(app, in)
-	obs.deploymentApplied, err = applyIfChanged(ctx, r, app, live, found, desired, appsv1ac.ExtractDeployment)
-	if err != nil || obs.deploymentApplied || !found {
-		// A Deployment just written is checked for foreign security settings on the reconcile its change triggers.
+	changed, err := applyIfChanged(ctx, r, app, live, found, desired, appsv1ac.ExtractDeployment)
+	if err != nil {
 		return err
+	}
+	// A Deployment the cache does not show yet was just written, by this reconcile or an earlier one.
+	obs.deploymentApplied = changed || !found
+	if obs.deploymentApplied {
+		// A Deployment just written is checked for foreign security settings on the reconcile its change triggers.
+		return nil
 	}
 	obs.deploymentApplied, err = r.resetSecurity(ctx, app, live, desired)
 	return err

@@ -41,7 +41,8 @@ type observation struct {
 	redisSecret    string
 	// deployment is the API Deployment as last seen; nil when it does not exist yet.
 	deployment *appsv1.Deployment
-	// deploymentApplied is true when this reconcile changed the Deployment, whose rollout then has yet to start.
+	// deploymentApplied is true when the Deployment was just written (by this reconcile, or by one the cache
+	// does not show yet), so its rollout has yet to start.
 	deploymentApplied bool
 	// edge is the edge's state; nil when the app has no edge or the reconcile stopped before it.
 	edge *edgeObservation

@@ -345,20 +345,20 @@ func (s *suite) waitCondition(t *testing.T, namespace, name, condType string, wa
 	return app
 }
 
-// countEvents is the number of events with that reason about the PackNowApp.
-func (s *suite) countEvents(t *testing.T, namespace, app, reason string) int {
+// eventNotes are the notes of the events with that reason about the PackNowApp.
+func (s *suite) eventNotes(t *testing.T, namespace, app, reason string) []string {
 	t.Helper()
 	list := &eventsv1.EventList{}
 	if err := s.k8s.List(context.Background(), list, client.InNamespace(namespace)); err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	var notes []string
 	for _, e := range list.Items {
 		if e.Regarding.Name == app && e.Regarding.Kind == "PackNowApp" && e.Reason == reason {
-			n++
+			notes = append(notes, e.Note)
 		}
 	}
-	return n
+	return notes
 }
 
 // waitEvent waits for an event about the app with the type and reason, and returns its note.
