@@ -75,12 +75,7 @@ func applyIfChanged[O client.Object, AC applyConfiguration](ctx context.Context,
 	if err != nil {
 		return false, err
 	}
-	if prior == heldDesired {
-		return false, nil
-	}
-	reason, note := changeEvent(app, found || prior == heldOther)
-	r.tellChange(ctx, app, childChange{reason: reason, note: note, kind: kind, name: *desired.GetName(), related: live})
-	return true, nil
+	return r.tellApplied(ctx, app, found, prior, childChange{kind: kind, name: *desired.GetName(), related: live}), nil
 }
 
 // holdsDesired tells whether the operator's fields in live are exactly the desired ones, whose JSON has that

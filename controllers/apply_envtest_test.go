@@ -21,7 +21,7 @@ func TestAnApplyThatChangedNothingIsNotToldAsACreation(t *testing.T) {
 	app.Generation = 1
 	recorder := events.NewFakeRecorder(10)
 	r := &controllers.PackNowAppReconciler{Client: s.k8s, APIReader: s.k8s, Recorder: recorder}
-	r.CacheOptions()
+	r.CacheOptions() // sets up the sums of applied fields the answers are compared with
 	// The client decodes the answer into the configuration applied, so each apply builds its own, as a reconcile does.
 	service := func() *corev1ac.ServiceApplyConfiguration {
 		return corev1ac.Service("lagging-api", ns).

@@ -44,6 +44,19 @@ func (r *PackNowAppReconciler) tellChange(ctx context.Context, app *packnowv1alp
 	r.tellOne(app, c)
 }
 
+// tellApplied tells the change an apply made to a child, unless the answer shows it made none; changed is
+// false then. found is whether the cache showed the child before the apply.
+func (r *PackNowAppReconciler) tellApplied(ctx context.Context, app *packnowv1alpha1.PackNowApp, found bool,
+	prior priorVersion, c childChange,
+) (changed bool) {
+	if prior == heldDesired {
+		return false
+	}
+	c.reason, c.note = changeEvent(app, found || prior == heldOther)
+	r.tellChange(ctx, app, c)
+	return true
+}
+
 // tellChanges tells the children the reconcile applied. The first reconcile of an app creates all of them, and
 // tells so in one event. Every later change has an event of its own, about its child: events.k8s.io folds
 // events that differ only in their note into one series, so two lists of children told at different times

@@ -447,11 +447,7 @@ func (r *PackNowAppReconciler) applyUnstructured(ctx context.Context, app *packn
 	}
 	// The client decodes the answer into desired.
 	prior := r.applied.recordWritten(desired.GetUID(), desired.GetResourceVersion(), sha256.Sum256(want))
-	if prior == heldDesired {
-		return nil
-	}
-	reason, note := changeEvent(app, found || prior == heldOther)
-	r.tellChange(ctx, app, childChange{reason: reason, note: note, kind: "Middleware", name: desired.GetName()})
+	r.tellApplied(ctx, app, found, prior, childChange{kind: "Middleware", name: desired.GetName()})
 	return nil
 }
 
